@@ -1,0 +1,357 @@
+"""The `pli` command line: a thin layer over pli.Client, plus the server-side verbs.
+
+Errors are rendered here and only here: one line on stderr (with what to do next), or the
+problem object with --json; exit 1 for a failure, 2 for a usage error.
+"""
+
+from __future__ import annotations
+
+import getpass
+import json
+import os
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import asdict
+from pathlib import Path
+from typing import Annotated, Any
+
+import click
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, DownloadColumn, Progress, TransferSpeedColumn
+
+from pli.client.sdk import Client, TransferInfo
+from pli.errors import PliError, UsageError
+
+app = typer.Typer(
+    name="pli",
+    help="End-to-end encrypted file exchange for health data.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+keys_app = typer.Typer(
+    help="This device's keys and your correspondents' keys.", no_args_is_help=True
+)
+admin_app = typer.Typer(help="Server administration, run on the server host.", no_args_is_help=True)
+app.add_typer(keys_app, name="keys")
+app.add_typer(admin_app, name="admin")
+
+err = Console(stderr=True, highlight=False)
+out = Console(highlight=False)
+
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")]
+
+
+def secret(env: str, prompt: str, *, confirm: bool = False) -> str:
+    """A secret from the environment, or typed at a terminal; never from the command line."""
+    value = os.environ.get(env)
+    if value is not None:
+        return value
+    if not sys.stdin.isatty():
+        raise UsageError(f"set {env} or run this in a terminal to type it")
+    value = getpass.getpass(f"{prompt}: ")
+    if confirm and getpass.getpass(f"{prompt} (again): ") != value:
+        raise UsageError("the two entries differ")
+    return value
+
+
+@contextmanager
+def client() -> Iterator[Client]:
+    c = Client(token=os.environ.get("PLI_TOKEN") or None)
+    try:
+        yield c
+    finally:
+        for notice in c.notices:
+            err.print(f"note: {notice}")
+        c.close()
+
+
+def unlocked(c: Client) -> Client:
+    c.unlock(secret("PLI_PASSPHRASE", "Passphrase for this device's keys"))
+    return c
+
+
+class _Bar:
+    """rich progress bars when stderr is a terminal; silent otherwise."""
+
+    def __init__(self) -> None:
+        self._progress: Progress | None = None
+        self._task: Any = None
+
+    def start(self, label: str, total: int) -> None:
+        if not err.is_terminal:
+            return
+        if self._progress is None:
+            self._progress = Progress(
+                "{task.description}",
+                BarColumn(),
+                DownloadColumn(),
+                TransferSpeedColumn(),
+                console=err,
+                transient=True,
+            )
+            self._progress.start()
+        self._task = self._progress.add_task(label, total=total)
+
+    def advance(self, amount: int) -> None:
+        if self._progress is not None:
+            self._progress.advance(self._task, amount)
+
+    def stop(self) -> None:
+        if self._progress is not None:
+            self._progress.stop()
+
+
+@contextmanager
+def bar() -> Iterator[_Bar]:
+    progress = _Bar()
+    try:
+        yield progress
+    finally:
+        progress.stop()
+
+
+# --- server ---------------------------------------------------------------------------------
+
+
+@app.command()
+def serve(
+    data: Annotated[Path, typer.Option(help="Data directory (database and blobs).")] = Path(
+        "pli-data"
+    ),
+    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8080,
+) -> None:
+    """Run the server."""
+    from pli.server.main import serve as run  # noqa: PLC0415  (server stack only when serving)
+
+    run(data, host, port, announce=err.print)
+
+
+@admin_app.command("create-user")
+def create_user(
+    email: str,
+    data: Annotated[Path, typer.Option(help="The server's data directory.")] = Path("pli-data"),
+    admin: Annotated[bool, typer.Option("--admin", help="Make an administrator.")] = False,
+) -> None:
+    """Create an account (password from PLI_PASSWORD or a prompt)."""
+    from pli.server.main import create_user as create  # noqa: PLC0415
+
+    password = secret("PLI_PASSWORD", f"Password for {email}", confirm=True)
+    created = create(data, email, password, is_admin=admin)
+    err.print(f"created {'administrator ' if admin else ''}{created}")
+
+
+# --- session --------------------------------------------------------------------------------
+
+
+@app.command()
+def login(
+    url: str,
+    email: Annotated[str, typer.Option(help="Your account's email address.")],
+    insecure_http: Annotated[
+        bool, typer.Option("--insecure-http", help="Allow plain http:// to a remote host.")
+    ] = False,
+) -> None:
+    """Log in to a pli server (password from PLI_PASSWORD or a prompt)."""
+    password = secret("PLI_PASSWORD", f"Password for {email}")
+    with client() as c:
+        who = c.login(url, email, password, allow_http=insecure_http)
+    err.print(f"logged in as {who}")
+
+
+@app.command()
+def logout() -> None:
+    """Close this device's session."""
+    with client() as c:
+        c.logout()
+    err.print("logged out")
+
+
+# --- keys -----------------------------------------------------------------------------------
+
+
+@keys_app.command("init")
+def keys_init(
+    escrow: Annotated[
+        bool, typer.Option("--escrow", help="Also leave the encrypted private keys on the server.")
+    ] = False,
+    generate: Annotated[
+        bool, typer.Option("--generate", help="Generate a six-word passphrase and print it once.")
+    ] = False,
+    work_factor: Annotated[
+        int,
+        typer.Option(
+            envvar="PLI_KDF_WORK_FACTOR", min=10, max=20, help="scrypt work factor (log2)."
+        ),
+    ] = 18,
+) -> None:
+    """Create this device's keys and publish the public half."""
+    from pli.crypto import passphrase as phrases  # noqa: PLC0415
+
+    if generate:
+        chosen = phrases.generate()
+        err.print(f"Your passphrase (write it down; it is not shown again):\n  {chosen}")
+    else:
+        chosen = secret("PLI_PASSPHRASE", "New passphrase for this device's keys", confirm=True)
+    login_password = (
+        secret("PLI_PASSWORD", "Your login password (to check they differ)") if escrow else None
+    )
+    with client() as c:
+        bundle = c.init_keys(
+            chosen, escrow=escrow, login_password=login_password, work_factor=work_factor
+        )
+    out.print(f"fingerprint: {bundle.fingerprint}")
+
+
+@keys_app.command("show")
+def keys_show(as_json: JsonOpt = False) -> None:
+    """Print this device's fingerprint."""
+    with client() as c:
+        bundle = c.public_bundle()
+    if as_json:
+        out.print_json(
+            data={
+                "email": bundle.email,
+                "device": bundle.device,
+                "age": bundle.age,
+                "fingerprint": bundle.fingerprint,
+            }
+        )
+    else:
+        out.print(f"{bundle.email}  device {bundle.device}\nfingerprint: {bundle.fingerprint}")
+
+
+@keys_app.command("export-identity")
+def keys_export_identity() -> None:
+    """Print the AGE-SECRET-KEY-1… line, for the standard age tool."""
+    with client() as c:
+        print(unlocked(c).export_identity())
+
+
+@keys_app.command("trust")
+def keys_trust(email: str) -> None:
+    """Accept a correspondent's changed keys, after checking the new fingerprint with them."""
+    with client() as c:
+        old, new = c.trust(email.lower())
+    for bundle in old:
+        err.print(f"old: {bundle.fingerprint}  (device {bundle.device})")
+    for bundle in new:
+        err.print(f"new: {bundle.fingerprint}  (device {bundle.device})")
+    err.print(f"now trusting the keys above for {email}")
+
+
+# --- transfers ------------------------------------------------------------------------------
+
+
+@app.command()
+def send(
+    paths: Annotated[list[Path], typer.Argument(help="Files to send.")],
+    to: Annotated[list[str], typer.Option("--to", help="Recipient email (repeat for several).")],
+    expires: Annotated[str | None, typer.Option(help="Expiry, like 12h or 7d.")] = None,
+    message: Annotated[str, typer.Option(help="A message, encrypted with the files.")] = "",
+    as_json: JsonOpt = False,
+) -> None:
+    """Encrypt files to the recipients' keys and send them."""
+    with client() as c, bar() as progress:
+        transfer_id = unlocked(c).send(
+            paths, to, expires=expires, message=message, progress=progress
+        )
+    if as_json:
+        out.print_json(data={"id": transfer_id})
+    else:
+        out.print(transfer_id)
+
+
+@app.command()
+def revoke(transfer_id: Annotated[str, typer.Argument(metavar="ID")]) -> None:
+    """Recall a transfer you sent: recipients lose it at once and its blobs are deleted."""
+    with client() as c:
+        c.revoke(transfer_id)
+    err.print(f"revoked {transfer_id}")
+
+
+def _print_listing(items: list[TransferInfo], as_json: bool) -> None:
+    if as_json:
+        out.print_json(data=[asdict(i) for i in items])
+        return
+    if not items:
+        err.print("no transfers")
+    for item in items:
+        mark = "" if item.sender_key_verified else " (key not verified)"
+        out.print(
+            f"{item.id}  from {item.sender}{mark} to {', '.join(item.recipients)}  "
+            f"expires {item.expires_at}",
+            markup=False,
+        )
+        if item.problem:
+            out.print(f"    ! {item.problem}", markup=False)
+        for f in item.files:
+            out.print(f"    {f.name}  ({f.size} bytes)", markup=False)
+        if item.message:
+            out.print(f"    message: {item.message}", markup=False)
+
+
+@app.command()
+def inbox(as_json: JsonOpt = False) -> None:
+    """List transfers sent to you."""
+    with client() as c:
+        _print_listing(unlocked(c).inbox(), as_json)
+
+
+@app.command()
+def outbox(as_json: JsonOpt = False) -> None:
+    """List transfers you sent."""
+    with client() as c:
+        _print_listing(unlocked(c).outbox(), as_json)
+
+
+@app.command()
+def get(
+    transfer_id: Annotated[str, typer.Argument(metavar="ID")],
+    output: Annotated[Path, typer.Option("-o", "--output", help="Directory to save to.")] = Path(),
+    raw: Annotated[bool, typer.Option("--raw", help="Save the age ciphertext instead.")] = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Download, verify and decrypt a transfer."""
+    with client() as c, bar() as progress:
+        saved = unlocked(c).get(transfer_id, output, raw=raw, progress=progress)
+    if as_json:
+        out.print_json(data={"id": transfer_id, "files": [str(p) for p in saved]})
+    else:
+        for path in saved:
+            out.print(str(path), markup=False)
+
+
+# --- entry point ----------------------------------------------------------------------------
+
+
+def _render(error: PliError, as_json: bool) -> None:
+    if as_json:
+        problem = {"title": error.title, "status": error.status, "detail": error.message}
+        print(json.dumps(problem), file=sys.stderr)
+        return
+    err.print(f"error: {error.message}", markup=False)
+    if error.hint:
+        err.print(f"hint: {error.hint}", markup=False)
+
+
+def main() -> None:
+    try:
+        app(standalone_mode=False)
+    except PliError as error:
+        _render(error, "--json" in sys.argv)
+        sys.exit(error.exit_code)
+    except click.exceptions.Exit as done:
+        sys.exit(done.exit_code)
+    except click.ClickException as usage:
+        usage.show()
+        sys.exit(usage.exit_code)
+    except (click.Abort, EOFError):
+        err.print("aborted")
+        sys.exit(1)
+    except KeyboardInterrupt:
+        err.print("interrupted")
+        sys.exit(130)

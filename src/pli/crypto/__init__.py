@@ -1,0 +1,10 @@
+"""The only package that touches keys and ciphers.
+
+- `age`: age v1 files (header, X25519 and scrypt recipients) over `cryptography`
+- `stream`: age's STREAM payload (ChaCha20-Poly1305, 64 KiB chunks)
+- `signing`: canonical JSON documents signed with Ed25519 under a context string
+- `bundle`: public key bundles and fingerprints (public keys only: the server may use it)
+- `identity`: a device's private keys, sealed under a passphrase (client only)
+- `manifest`: signed, encrypted transfer manifests (client only)
+- `passphrase`: strength estimates and generated phrases for escrowed keys
+"""

@@ -1,0 +1,144 @@
+"""Transfer manifests: what a transfer holds, signed by the sender, encrypted to everyone.
+
+    doc = {"kind": "pli/manifest/v1", "transfer": id, "sender": key, "recipients": [key...],
+           "files": [{"id", "name", "size", "sha256", "ciphertext_size", "ciphertext_sha256"}],
+           "created": ISO 8601, "expires": ISO 8601, "message": str}
+    key = {"email", "device", "age", "ed25519"}
+
+The ciphertext hashes bind every blob to the sender's signature (the server cannot swap one
+in); the transfer id binds the manifest to one transfer (an old one cannot be replayed as new).
+See docs/spec/manifest.md.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from pli.crypto import age, signing
+from pli.crypto.bundle import PublicBundle
+from pli.crypto.identity import DeviceIdentity
+from pli.errors import CryptoError, SignatureError
+
+MANIFEST_KIND = "pli/manifest/v1"
+MAX_MANIFEST_BYTES = 4 << 20
+_HEX64 = re.compile(r"[0-9a-f]{64}")
+_KEY_FIELDS = {"email", "device", "age", "ed25519"}
+_FILE_FIELDS = {"id", "name", "size", "sha256", "ciphertext_size", "ciphertext_sha256"}
+_FIELDS = {"kind", "transfer", "sender", "recipients", "files", "created", "expires", "message"}
+
+
+@dataclass(frozen=True)
+class FileEntry:
+    id: str
+    name: str
+    size: int
+    sha256: str
+    ciphertext_size: int
+    ciphertext_sha256: str
+
+
+@dataclass(frozen=True)
+class Manifest:
+    transfer: str
+    sender: dict[str, str]
+    recipients: list[dict[str, str]]
+    files: list[FileEntry]
+    created: str
+    expires: str
+    message: str
+
+
+def key_entry(bundle: PublicBundle) -> dict[str, str]:
+    return {
+        "email": bundle.email,
+        "device": bundle.device,
+        "age": bundle.age,
+        "ed25519": bundle.ed25519,
+    }
+
+
+def seal(identity: DeviceIdentity, manifest: Manifest, recipients: list[age.Recipient]) -> bytes:
+    """Sign the manifest with the sender's device key, then age-encrypt it to `recipients`."""
+    doc: dict[str, Any] = {
+        "kind": MANIFEST_KIND,
+        "transfer": manifest.transfer,
+        "sender": manifest.sender,
+        "recipients": manifest.recipients,
+        "files": [vars(f) for f in manifest.files],
+        "created": manifest.created,
+        "expires": manifest.expires,
+        "message": manifest.message,
+    }
+    _validate(doc)
+    return age.encrypt(signing.canonical_json(identity.sign(MANIFEST_KIND, doc)), recipients)
+
+
+def open_sealed(sealed: bytes, identity: DeviceIdentity) -> tuple[Manifest, dict[str, Any]]:
+    """Decrypt a manifest; returns it with its signed envelope. The signature is NOT yet
+    checked: the caller must call `verify_signature` with the sender key it has pinned."""
+    if len(sealed) > MAX_MANIFEST_BYTES:
+        raise CryptoError("the manifest is too large")
+    plain = age.decrypt(sealed, [identity.age_identity])
+    try:
+        signed = json.loads(plain)
+    except ValueError as exc:
+        raise SignatureError("malformed manifest") from exc
+    doc = signed.get("doc") if isinstance(signed, dict) else None
+    if not isinstance(doc, dict):
+        raise SignatureError("malformed manifest")
+    _validate(doc)
+    files = [FileEntry(**f) for f in doc["files"]]
+    manifest = Manifest(
+        transfer=doc["transfer"],
+        sender=doc["sender"],
+        recipients=doc["recipients"],
+        files=files,
+        created=doc["created"],
+        expires=doc["expires"],
+        message=doc["message"],
+    )
+    return manifest, signed
+
+
+def verify_signature(signed: dict[str, Any], sender: PublicBundle) -> None:
+    signing.verify(signing.public_key(sender.ed25519), MANIFEST_KIND, signed)
+
+
+def _validate(doc: dict[str, Any]) -> None:
+    ok = (
+        set(doc) == _FIELDS
+        and doc["kind"] == MANIFEST_KIND
+        and all(isinstance(doc[k], str) for k in ("transfer", "created", "expires", "message"))
+        and _is_key(doc["sender"])
+        and isinstance(doc["recipients"], list)
+        and all(_is_key(r) for r in doc["recipients"])
+        and isinstance(doc["files"], list)
+        and all(_is_file(f) for f in doc["files"])
+    )
+    if not ok:
+        raise SignatureError("malformed manifest")
+
+
+def _is_key(value: Any) -> bool:
+    return (
+        isinstance(value, dict)
+        and set(value) == _KEY_FIELDS
+        and all(isinstance(v, str) for v in value.values())
+    )
+
+
+def _is_file(value: Any) -> bool:
+    if not isinstance(value, dict) or set(value) != _FILE_FIELDS:
+        return False
+    sizes = (value["size"], value["ciphertext_size"])
+    return (
+        all(isinstance(v, str) for v in (value["id"], value["name"]))
+        and all(isinstance(s, int) and not isinstance(s, bool) and s >= 0 for s in sizes)
+        and all(
+            isinstance(h, str) and _HEX64.fullmatch(h)
+            for h in (value["sha256"], value["ciphertext_sha256"])
+        )
+    )

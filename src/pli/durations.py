@@ -1,0 +1,26 @@
+"""Durations as every pli interface writes them: `30s`, `15m`, `12h`, `7d`."""
+
+from __future__ import annotations
+
+import re
+from datetime import timedelta
+
+from pli.errors import UsageError
+
+_DURATION = re.compile(r"([1-9][0-9]{0,6})([smhd])")
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def parse_duration(text: str) -> timedelta:
+    match = _DURATION.fullmatch(text.strip())
+    if not match:
+        raise UsageError(f"invalid duration {text!r}: write it like 30s, 15m, 12h or 7d")
+    return timedelta(seconds=int(match.group(1)) * _UNITS[match.group(2)])
+
+
+def format_duration(delta: timedelta) -> str:
+    seconds = int(delta.total_seconds())
+    for unit in ("d", "h", "m"):
+        if seconds % _UNITS[unit] == 0 and seconds >= _UNITS[unit]:
+            return f"{seconds // _UNITS[unit]}{unit}"
+    return f"{seconds}s"

@@ -1,0 +1,116 @@
+"""Every error pli raises, in one tree.
+
+    PliError                      base: a message a person can act on, an HTTP status, an exit code
+    ├── UsageError                the command line or a request was malformed (HTTP 400, exit 2)
+    ├── ConfigError               missing or unusable local state (not logged in, no keys)
+    ├── AuthError                 not authenticated: bad credentials or an expired session (401)
+    ├── ForbiddenError            authenticated but not allowed (403)
+    ├── NotFoundError             does not exist, or is not yours to know about (404)
+    ├── GoneError                 existed, but has expired or been revoked (410)
+    ├── ConflictError             the state does not allow it (409)
+    ├── TooLargeError             over a configured size limit (413)
+    ├── TransportError            the server could not be reached or answered nonsense
+    ├── TrustError                a correspondent's key is not the one pinned
+    └── CryptoError               base of the refusals raised by pli.crypto
+        ├── DecryptError          not for our keys, or corrupted: deliberately not more precise
+        ├── SignatureError        a signature or a signed document does not verify
+        └── IntegrityError        bytes do not match the hash a signed manifest commits to
+
+Crypto errors are opaque on purpose: they say that a check failed, never which internal one, so
+an attacker probing a client learns nothing. The CLI adds what the person should do next.
+The server maps this tree to `application/problem+json` in one place (pli.server.problems); the
+CLI renders it in one place (pli.client.cli).
+"""
+
+from __future__ import annotations
+
+
+class PliError(Exception):
+    """Base of every pli error. `str(err)` is one sentence for the person at the keyboard."""
+
+    status: int = 500
+    title: str = "Internal error"
+    exit_code: int = 1
+
+    def __init__(self, message: str, *, hint: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.hint = hint
+
+
+class UsageError(PliError):
+    status = 400
+    title = "Bad request"
+    exit_code = 2
+
+
+class ConfigError(PliError):
+    status = 400
+    title = "Not configured"
+
+
+class AuthError(PliError):
+    status = 401
+    title = "Not authenticated"
+
+
+class ForbiddenError(PliError):
+    status = 403
+    title = "Forbidden"
+
+
+class NotFoundError(PliError):
+    status = 404
+    title = "Not found"
+
+
+class GoneError(PliError):
+    status = 410
+    title = "Gone"
+
+
+class ConflictError(PliError):
+    status = 409
+    title = "Conflict"
+
+
+class TooLargeError(PliError):
+    status = 413
+    title = "Too large"
+
+
+class TransportError(PliError):
+    status = 502
+    title = "Server unreachable"
+
+
+class TrustError(PliError):
+    title = "Key not trusted"
+
+
+class CryptoError(PliError):
+    title = "Cryptographic check failed"
+
+
+class DecryptError(CryptoError):
+    title = "Decryption failed"
+
+
+class SignatureError(CryptoError):
+    title = "Signature invalid"
+
+
+class IntegrityError(CryptoError):
+    title = "Integrity check failed"
+
+
+ERRORS_BY_STATUS: dict[int, type[PliError]] = {
+    400: UsageError,
+    401: AuthError,
+    403: ForbiddenError,
+    404: NotFoundError,
+    409: ConflictError,
+    410: GoneError,
+    413: TooLargeError,
+    422: UsageError,
+}

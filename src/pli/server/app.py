@@ -1,0 +1,74 @@
+"""The ASGI application: `create_app(settings)` wires stores, routes and error handling."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+
+from fastapi import FastAPI
+from starlette.concurrency import run_in_threadpool
+
+from pli import __version__
+from pli.server import problems
+from pli.server.auth.routes import router as auth_router
+from pli.server.config import Settings
+from pli.server.keys.routes import router as keys_router
+from pli.server.transfers import service as transfers
+from pli.server.transfers.routes import router as transfers_router
+from pli.store.blobs import LocalBlobStore
+from pli.store.db import Database, database_url, make_engine, migrate
+
+log = logging.getLogger("pli.server")
+
+
+def create_app(settings: Settings) -> FastAPI:
+    settings.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    engine = make_engine(database_url(settings.data_dir, settings.database_url))
+    migrate(engine)
+    db = Database(engine)
+    blobs = LocalBlobStore(settings.data_dir / "blobs")
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        task = asyncio.create_task(_purge_loop(db, blobs, settings))
+        yield
+        task.cancel()
+        engine.dispose()
+
+    app = FastAPI(
+        title="pli",
+        version=__version__,
+        summary="End-to-end encrypted file exchange: the server holds ciphertext only.",
+        lifespan=lifespan,
+        docs_url=None,
+        redoc_url=None,
+    )
+    app.state.settings, app.state.db, app.state.blobs = settings, db, blobs
+    problems.install(app)
+    app.include_router(auth_router)
+    app.include_router(keys_router)
+    app.include_router(transfers_router)
+
+    @app.get("/healthz", tags=["health"])
+    def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    return app
+
+
+async def _purge_loop(db: Database, blobs: LocalBlobStore, settings: Settings) -> None:
+    while True:
+        try:
+            await run_in_threadpool(_purge_once, db, blobs, settings)
+        except Exception:  # a failed round must not stop the next one
+            log.exception("purge failed")
+        await asyncio.sleep(settings.purge_interval)
+
+
+def _purge_once(db: Database, blobs: LocalBlobStore, settings: Settings) -> None:
+    with db.session() as session:
+        count = transfers.purge_expired(session, blobs, now=settings.clock())
+    if count:
+        log.info("purged %d expired transfer(s)", count)

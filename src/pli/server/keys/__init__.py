@@ -1,0 +1,1 @@
+"""Device key bundles: publication, lookup, escrowed private bundles (ciphertext only)."""

@@ -1,0 +1,62 @@
+"""Publish this device's keys; look up anyone's; fetch one's own escrowed private bundles."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from typing import Any
+
+from fastapi import APIRouter
+from pydantic import BaseModel, Field
+
+from pli.errors import UsageError
+from pli.server import deps
+from pli.server.keys import service
+
+router = APIRouter(prefix="/api/v1", tags=["keys"])
+
+
+class PublishRequest(BaseModel):
+    bundle: dict[str, Any]
+    escrow: str | None = Field(default=None, max_length=128 << 10, description="base64 age file")
+
+
+class DeviceKeys(BaseModel):
+    email: str
+    devices: list[dict[str, Any]]
+
+
+class EscrowedKey(BaseModel):
+    device: str
+    escrow: str
+
+
+@router.post("/devices", status_code=201)
+def publish(
+    body: PublishRequest, user: deps.User, session: deps.DB, config: deps.Config
+) -> DeviceKeys:
+    escrow = _b64(body.escrow) if body.escrow is not None else None
+    service.publish(session, user, body.bundle, escrow, now=config.clock())
+    return DeviceKeys(email=user.email, devices=service.bundles_of(session, user))
+
+
+@router.get("/users/{email}/devices")
+def devices(email: str, _user: deps.User, session: deps.DB) -> DeviceKeys:
+    owner = service.user_by_email(session, email)
+    return DeviceKeys(email=owner.email, devices=service.bundles_of(session, owner))
+
+
+@router.get("/me/escrow")
+def escrowed(user: deps.User, session: deps.DB) -> list[EscrowedKey]:
+    return [
+        EscrowedKey(device=d.id, escrow=base64.b64encode(d.escrow).decode("ascii"))
+        for d in service.devices_of(session, user)
+        if d.escrow is not None
+    ]
+
+
+def _b64(text: str) -> bytes:
+    try:
+        return base64.b64decode(text, validate=True)
+    except binascii.Error as exc:
+        raise UsageError("escrow must be base64") from exc

@@ -1,0 +1,68 @@
+"""Key publication and lookup. The server checks a bundle's shape and self-signature so it
+stores nothing malformed; clients never rely on that check and verify for themselves."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from pli.crypto.bundle import PublicBundle, parse_bundle
+from pli.crypto.signing import canonical_json
+from pli.errors import ConflictError, CryptoError, ForbiddenError, NotFoundError, UsageError
+from pli.store import models
+
+MAX_ESCROW_BYTES = 64 << 10
+
+
+def publish(
+    session: Session,
+    user: models.User,
+    signed: dict[str, object],
+    escrow: bytes | None,
+    *,
+    now: datetime,
+) -> PublicBundle:
+    try:
+        bundle = parse_bundle(signed)
+    except CryptoError as exc:
+        raise UsageError(f"the key bundle was refused: {exc.message}") from exc
+    if bundle.email != user.email:
+        raise ForbiddenError("a key bundle must name the account that publishes it")
+    if escrow is not None and len(escrow) > MAX_ESCROW_BYTES:
+        raise UsageError("the escrowed key is too large")
+    if session.get(models.Device, bundle.device) is not None:
+        raise ConflictError("this device is already registered")
+    session.add(
+        models.Device(
+            id=bundle.device,
+            user_id=user.id,
+            bundle=canonical_json(bundle.signed).decode("utf-8"),
+            escrow=escrow,
+            created_at=now,
+        )
+    )
+    session.commit()
+    return bundle
+
+
+def user_by_email(session: Session, email: str) -> models.User:
+    found = session.scalars(select(models.User).where(models.User.email == email.lower())).first()
+    if found is None:
+        raise NotFoundError(f"there is no account for {email}")
+    return found
+
+
+def devices_of(session: Session, user: models.User) -> list[models.Device]:
+    stmt = (
+        select(models.Device)
+        .where(models.Device.user_id == user.id)
+        .order_by(models.Device.created_at, models.Device.id)
+    )
+    return list(session.scalars(stmt))
+
+
+def bundles_of(session: Session, user: models.User) -> list[dict[str, object]]:
+    return [json.loads(d.bundle) for d in devices_of(session, user)]

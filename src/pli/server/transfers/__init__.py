@@ -1,0 +1,1 @@
+"""Transfers: created (uploading) → sealed → expired or revoked, blobs purged."""

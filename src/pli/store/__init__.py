@@ -1,0 +1,1 @@
+"""Metadata (SQLAlchemy models, Alembic migrations) and blob stores."""

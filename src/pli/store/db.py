@@ -1,0 +1,65 @@
+"""Engines, sessions and migrations for SQLite (embedded default) and PostgreSQL."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from alembic import command
+from alembic.config import Config
+from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.orm import Session, sessionmaker
+
+from pli.errors import ConfigError
+
+_MIGRATIONS = Path(__file__).with_name("migrations")
+
+
+def database_url(data_dir: Path, env_url: str | None) -> str:
+    """`PLI_DATABASE_URL` if set (a plain postgresql:// URL is accepted), else SQLite in DIR."""
+    if not env_url:
+        return f"sqlite:///{data_dir / 'pli.db'}"
+    for prefix in ("postgresql://", "postgres://"):
+        if env_url.startswith(prefix):
+            return "postgresql+psycopg://" + env_url[len(prefix) :]
+    if env_url.startswith(("postgresql+psycopg://", "sqlite:///")):
+        return env_url
+    raise ConfigError("PLI_DATABASE_URL must be a postgresql:// URL")
+
+
+def make_engine(url: str) -> Engine:
+    if url.startswith("sqlite"):
+        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
+        event.listen(engine, "connect", _sqlite_pragmas)
+        return engine
+    return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20)
+
+
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.close()
+
+
+def migrate(engine: Engine) -> None:
+    """Bring the schema to the newest migration; run at every start."""
+    config = Config()
+    config.set_main_option("script_location", str(_MIGRATIONS))
+    with engine.begin() as connection:
+        config.attributes["connection"] = connection
+        command.upgrade(config, "head")
+
+
+class Database:
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self._sessions = sessionmaker(engine, expire_on_commit=False)
+
+    @contextmanager
+    def session(self) -> Iterator[Session]:
+        with self._sessions() as session:
+            yield session
