@@ -16,7 +16,6 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Annotated, Any
 
-import click
 import typer
 from rich.console import Console
 from rich.progress import BarColumn, DownloadColumn, Progress, TransferSpeedColumn
@@ -339,19 +338,10 @@ def _render(error: PliError, as_json: bool) -> None:
 
 
 def main() -> None:
+    # Standalone mode: typer reports its own usage errors (exit 2), --help (0), an abort (1)
+    # and Ctrl-C (130) and exits; pli's errors come out of it and are rendered here.
     try:
-        app(standalone_mode=False)
+        app()
     except PliError as error:
         _render(error, "--json" in sys.argv)
         sys.exit(error.exit_code)
-    except click.exceptions.Exit as done:
-        sys.exit(done.exit_code)
-    except click.ClickException as usage:
-        usage.show()
-        sys.exit(usage.exit_code)
-    except (click.Abort, EOFError):
-        err.print("aborted")
-        sys.exit(1)
-    except KeyboardInterrupt:
-        err.print("interrupted")
-        sys.exit(130)

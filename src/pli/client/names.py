@@ -16,21 +16,23 @@ _RESERVED = {
     *(f"COM{i}" for i in range(10)),
     *(f"LPT{i}" for i in range(10)),
 }
+# Separator look-alikes that NFKC leaves alone (DIVISION SLASH, FRACTION SLASH, BIG SOLIDUS,
+# BIG REVERSE SOLIDUS, SET MINUS): harmless to the filesystem, deceptive to a person.
+_SEPARATORS = frozenset("/\\\u2215\u2044\u29f8\u29f9\u2216")
 
 
 def safe_name(name: str) -> str:
     # NFKC folds look-alikes such as FULLWIDTH SOLIDUS into the separators they imitate,
-    # which are then replaced like the real ones.
+    # which are then replaced like the real ones and the look-alikes NFKC keeps.
     text = unicodedata.normalize("NFKC", name)
-    text = "".join("_" if ch in "/\\" else ch for ch in text)
+    text = "".join("_" if ch in _SEPARATORS else ch for ch in text)
     # Control and format characters (NUL, newlines, right-to-left overrides) are dropped.
     text = "".join(ch for ch in text if unicodedata.category(ch) not in ("Cc", "Cf", "Cs"))
-    text = text.strip(" .")
-    if text.split(".")[0].upper() in _RESERVED:
-        text = "_" + text
-    if text.startswith("-"):
-        text = "_" + text  # never mistaken for an option by a shell command
-    text = _truncate(text)
+    text = _truncate(text.strip(" ."))
+    # Checked after truncating, which can turn "CON   ….txt" into "CON.txt".
+    if text.split(".")[0].upper() in _RESERVED or text.startswith("-"):
+        # A device name on Windows; never mistaken for an option by a shell command.
+        text = _truncate("_" + text)
     return text or "file"
 
 

@@ -408,6 +408,10 @@ class Client:
         progress: Progress | None = None,
     ) -> list[Path]:
         transfer = self.api.request("GET", f"/api/v1/transfers/{_path_part(transfer_id)}")
+        # The manifest is checked against the id the server states; that id must be the one
+        # asked for, or the server could answer with another (older) transfer.
+        if not isinstance(transfer, dict) or transfer.get("id") != transfer_id:
+            raise IntegrityError("the server answered with another transfer (replayed?)")
         manifest, _ = self._verified_manifest(transfer)
         out_dir.mkdir(parents=True, exist_ok=True)
         temps: list[Path] = []

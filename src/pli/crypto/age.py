@@ -72,6 +72,14 @@ def b64decode(text: str) -> bytes:
     return data
 
 
+def _header_b64decode(text: bytes | str) -> bytes:
+    """base64 read from an encrypted file: any flaw is the file's, so a DecryptError."""
+    try:
+        return b64decode(text.decode("ascii") if isinstance(text, bytes) else text)
+    except (CryptoError, UnicodeDecodeError) as exc:
+        raise DecryptError("malformed age header") from exc
+
+
 def _bech32_encode(hrp: str, data: bytes) -> str:
     words = bech32.convertbits(data, 8, 5, True)
     if words is None:
@@ -146,7 +154,7 @@ class X25519Identity:
                 continue
             if len(stanza.args) != 1 or len(stanza.body) != FILE_KEY_SIZE + 16:
                 raise DecryptError("malformed X25519 recipient stanza")
-            share = b64decode(stanza.args[0])
+            share = _header_b64decode(stanza.args[0])
             if len(share) != 32:
                 raise DecryptError("malformed X25519 recipient stanza")
             shared = _exchange(self._key, share)
@@ -202,7 +210,7 @@ class ScryptIdentity:
 def _scrypt_args(stanza: Stanza) -> tuple[bytes, int]:
     if len(stanza.args) != 2 or len(stanza.body) != FILE_KEY_SIZE + 16:
         raise DecryptError("malformed scrypt stanza")
-    salt = b64decode(stanza.args[0])
+    salt = _header_b64decode(stanza.args[0])
     if len(salt) != 16 or not re.fullmatch(r"[1-9][0-9]?", stanza.args[1]):
         raise DecryptError("malformed scrypt stanza")
     return salt, int(stanza.args[1])
@@ -255,12 +263,14 @@ class Header:
 def find_header_end(buffer: bytes | bytearray) -> int | None:
     """Length of the header at the start of `buffer`, or None while it is incomplete."""
     start = buffer.find(b"\n--- ")
-    if start < 0:
+    end = -1 if start < 0 else buffer.find(b"\n", start + 1)
+    if end < 0:
+        # Bounded whether or not the MAC line has begun: "--- " then no newline, ever, must
+        # not make us buffer without end either.
         if len(buffer) > _MAX_HEADER:
             raise DecryptError("the encrypted file has no valid header")
         return None
-    end = buffer.find(b"\n", start + 1)
-    return None if end < 0 else end + 1
+    return end + 1
 
 
 def parse_header(data: bytes) -> Header:
@@ -277,7 +287,7 @@ def parse_header(data: bytes) -> Header:
         raise DecryptError("malformed age header")
     if not stanzas:
         raise DecryptError("malformed age header")
-    mac = b64decode(mac_line[4:].decode("ascii"))
+    mac = _header_b64decode(mac_line[4:])
     return Header(tuple(stanzas), mac, data[: len(data) - len(mac_line) + 3 - 1])
 
 
@@ -295,16 +305,16 @@ def _parse_stanza(lines: list[bytes], i: int) -> tuple[Stanza, int]:
             raise DecryptError("malformed age header")
         if len(lines[i]) < 64:
             break
-    try:
-        text = body.decode("ascii")
-    except UnicodeDecodeError as exc:
-        raise DecryptError("malformed age header") from exc
-    decoded = b64decode(text)
+    decoded = _header_b64decode(body)
     args = tuple(p.decode("ascii") for p in parts)
     return Stanza(args[0], args[1:], decoded), i + 1
 
 
 def unwrap_file_key(header: Header, identities: Sequence[Identity]) -> bytes:
+    # age: a scrypt stanza must stand alone whichever identity opens the file, so that a
+    # passphrase-encrypted file keeps meaning "made by someone who knows the passphrase".
+    if len(header.stanzas) != 1 and any(s.type == "scrypt" for s in header.stanzas):
+        raise DecryptError("a passphrase-encrypted file must have exactly one recipient")
     for identity in identities:
         file_key = identity.unwrap(header.stanzas)
         if file_key is not None:

@@ -84,7 +84,7 @@ def open_sealed(sealed: bytes, identity: DeviceIdentity) -> tuple[Manifest, dict
     plain = age.decrypt(sealed, [identity.age_identity])
     try:
         signed = json.loads(plain)
-    except ValueError as exc:
+    except (ValueError, RecursionError) as exc:  # RecursionError: nesting too deep
         raise SignatureError("malformed manifest") from exc
     doc = signed.get("doc") if isinstance(signed, dict) else None
     if not isinstance(doc, dict):

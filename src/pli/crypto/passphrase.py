@@ -10,20 +10,22 @@ from __future__ import annotations
 import math
 import secrets
 
-from xkcdpass import xkcd_password
-from zxcvbn import zxcvbn
-
 ESCROW_MIN_BITS = 70.0
 GENERATED_WORDS = 6
+_ZXCVBN_MAX_LENGTH = 72  # zxcvbn raises ValueError on anything longer
 
 
 def estimated_bits(passphrase: str, user_inputs: list[str] | None = None) -> float:
-    # zxcvbn only looks at the first 100 characters; anything longer is at least that strong.
-    result = zxcvbn(passphrase[:100], user_inputs=user_inputs or [])
+    from zxcvbn import zxcvbn  # noqa: PLC0415  (large word lists: loaded only when needed)
+
+    # zxcvbn only looks at the first 72 characters; anything longer is at least that strong.
+    result = zxcvbn(passphrase[:_ZXCVBN_MAX_LENGTH], user_inputs=user_inputs or [])
     return float(result["guesses_log10"]) * math.log2(10)
 
 
 def generate(words: int = GENERATED_WORDS) -> str:
+    from xkcdpass import xkcd_password  # noqa: PLC0415
+
     wordlist = xkcd_password.generate_wordlist(
         wordfile=xkcd_password.locate_wordfile("eff-long"), min_length=1, max_length=20
     )

@@ -43,9 +43,13 @@ def _check(value: Any) -> None:
 
 def canonical_json(value: Any) -> bytes:
     _check(value)
-    return json.dumps(
+    text = json.dumps(
         value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
-    ).encode("utf-8")
+    )
+    try:
+        return text.encode("utf-8")
+    except UnicodeEncodeError as exc:  # an unpaired surrogate, e.g. from a "\ud800" escape
+        raise CryptoError("a signed document cannot hold unpaired surrogates") from exc
 
 
 def _message(context: str, doc: dict[str, Any]) -> bytes:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Iterator
 from typing import Annotated
 
@@ -11,6 +10,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from pli.errors import AuthError
+from pli.server.auth.service import token_hash
 from pli.server.config import Settings
 from pli.store import models
 from pli.store.blobs import BlobStore
@@ -31,10 +31,6 @@ def db(request: Request) -> Iterator[Session]:
     database: Database = request.app.state.db
     with database.session() as session:
         yield session
-
-
-def token_hash(token: str) -> str:
-    return hashlib.sha256(token.encode("utf-8")).hexdigest()
 
 
 def _bearer(request: Request) -> str:

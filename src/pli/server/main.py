@@ -6,15 +6,16 @@ import logging
 from collections.abc import Callable
 from pathlib import Path
 
-import uvicorn
-
-from pli.server.app import create_app
 from pli.server.auth import service as accounts
 from pli.server.config import Settings
 from pli.store.db import Database, database_url, make_engine, migrate
 
 
 def serve(data: Path, host: str, port: int, *, announce: Callable[[str], None]) -> None:
+    import uvicorn  # noqa: PLC0415  (the web stack is loaded only to serve)
+
+    from pli.server.app import create_app  # noqa: PLC0415
+
     settings = Settings.from_env(data)
     app = create_app(settings)
     url = f"http://{host}:{port}"

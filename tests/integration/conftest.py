@@ -1,0 +1,220 @@
+"""Integration fixtures: a real `pli serve` (SQLite or PostgreSQL) and real `pli` CLI users."""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+import psycopg
+import pytest
+
+PLI = str(Path(sys.executable).with_name("pli"))
+PASSWORD = "correct-horse-battery-staple"
+PASSPHRASE = "a device passphrase for tests"
+POSTGRES_ADMIN_URL = os.environ.get(
+    "PLI_TEST_POSTGRES", "postgresql://root@127.0.0.1:5432/postgres"
+)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+@dataclass
+class Server:
+    url: str
+    data: Path
+    log: Path
+    env: dict[str, str]
+    process: subprocess.Popen[bytes]
+    database_url: str | None
+
+    def admin(self, *args: str, password: str = PASSWORD) -> subprocess.CompletedProcess[str]:
+        env = {**self.env, "PLI_PASSWORD": password}
+        return subprocess.run(
+            [PLI, "admin", *args, "--data", str(self.data)],
+            env=env,
+            capture_output=True,
+            text=True,
+            check=False,
+            timeout=120,
+        )
+
+    def peak_rss_kib(self) -> int:
+        status = Path(f"/proc/{self.process.pid}/status").read_text()
+        line = next(x for x in status.splitlines() if x.startswith("VmHWM:"))
+        return int(line.split()[1])
+
+
+@dataclass
+class Result:
+    returncode: int
+    stdout: str
+    stderr: str
+    maxrss_kib: int = 0
+
+    def json(self) -> Any:
+        return json.loads(self.stdout)
+
+
+@dataclass
+class User:
+    email: str
+    home: Path
+    server: Server
+    extra_env: dict[str, str] = field(default_factory=dict)
+
+    def env(self) -> dict[str, str]:
+        return {
+            **self.server.env,
+            "PLI_HOME": str(self.home),
+            "PLI_PASSWORD": PASSWORD,
+            "PLI_PASSPHRASE": PASSPHRASE,
+            "PLI_KDF_WORK_FACTOR": "10",
+            **self.extra_env,
+        }
+
+    def run(self, *args: str, cwd: Path | None = None, timeout: float = 300) -> Result:
+        """Run the real CLI; also reports the child's own peak memory (wait4's rusage)."""
+        with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+            proc = subprocess.Popen(
+                [PLI, *args],
+                env=self.env(),
+                cwd=cwd,
+                stdout=out,
+                stderr=err,
+                stdin=subprocess.DEVNULL,
+            )
+            killer = threading.Timer(timeout, proc.kill)
+            killer.start()
+            try:
+                _, status, usage = os.wait4(proc.pid, 0)
+            finally:
+                killer.cancel()
+            proc.returncode = os.waitstatus_to_exitcode(status)
+            out.seek(0)
+            err.seek(0)
+            return Result(
+                proc.returncode, out.read().decode(), err.read().decode(), usage.ru_maxrss
+            )
+
+    def ok(self, *args: str, cwd: Path | None = None) -> Result:
+        result = self.run(*args, cwd=cwd)
+        assert result.returncode == 0, f"pli {' '.join(args)} failed:\n{result.stderr}"
+        return result
+
+    def send(self, *paths: Path, to: str, extra: tuple[str, ...] = ()) -> str:
+        args = ["send", *map(str, paths), "--to", to, "--json", *extra]
+        return str(self.ok(*args).json()["id"])
+
+
+def _wait_healthy(url: str, process: subprocess.Popen[bytes], log: Path) -> None:
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"pli serve exited:\n{log.read_text()}")
+        try:
+            if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.1)
+    raise RuntimeError(f"pli serve did not become healthy:\n{log.read_text()}")
+
+
+def start_server(
+    tmp: Path, database_url: str | None, extra_env: dict[str, str] | None = None
+) -> Server:
+    port = free_port()
+    data = tmp / "server-data"
+    log = tmp / "server.log"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PLI_")}
+    env.update(extra_env or {})
+    if database_url:
+        env["PLI_DATABASE_URL"] = database_url
+    with log.open("wb") as out:
+        process = subprocess.Popen(
+            [PLI, "serve", "--data", str(data), "--port", str(port)],
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+        )
+    url = f"http://127.0.0.1:{port}"
+    _wait_healthy(url, process, log)
+    return Server(url, data, log, env, process, database_url)
+
+
+def stop_server(server: Server) -> None:
+    server.process.send_signal(signal.SIGTERM)
+    try:
+        server.process.wait(timeout=15)
+    except subprocess.TimeoutExpired:
+        server.process.kill()
+        server.process.wait()
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def server(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Server]:
+    """A real server on each backend; a PostgreSQL schema per test keeps tests independent."""
+    database_url = None
+    if request.param == "postgres":
+        database_url = request.getfixturevalue("fresh_postgres")
+    srv = start_server(tmp_path, database_url)
+    yield srv
+    stop_server(srv)
+
+
+@pytest.fixture
+def sqlite_server(tmp_path: Path) -> Iterator[Server]:
+    srv = start_server(tmp_path, None)
+    yield srv
+    stop_server(srv)
+
+
+@pytest.fixture
+def fresh_postgres() -> Iterator[str]:
+    name = f"pli_test_{secrets.token_hex(6)}"
+    with psycopg.connect(POSTGRES_ADMIN_URL, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')  # name is ours: hex only
+    base = POSTGRES_ADMIN_URL.rsplit("/", 1)[0]
+    yield f"{base}/{name}"
+    with psycopg.connect(POSTGRES_ADMIN_URL, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def make_user(server: Server, tmp: Path, name: str, *, keys: bool = True) -> User:
+    email = f"{name}@example.org"
+    created = server.admin("create-user", email)
+    assert created.returncode == 0, created.stderr
+    user = User(email, tmp / f"home-{name}", server)
+    user.ok("login", server.url, "--email", email)
+    if keys:
+        user.ok("keys", "init")
+    return user
+
+
+@pytest.fixture
+def people(server: Server, tmp_path: Path) -> tuple[User, User, User]:
+    """alice (sender), bob (recipient), carol (a bystander), all with keys."""
+    return (
+        make_user(server, tmp_path, "alice"),
+        make_user(server, tmp_path, "bob"),
+        make_user(server, tmp_path, "carol"),
+    )
