@@ -37,8 +37,8 @@ admin_app = typer.Typer(help="Server administration, run on the server host.", n
 app.add_typer(keys_app, name="keys")
 app.add_typer(admin_app, name="admin")
 
-err = Console(stderr=True, highlight=False)
-out = Console(highlight=False)
+err = Console(stderr=True, highlight=False, soft_wrap=True)
+out = Console(highlight=False, soft_wrap=True)
 
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")]
 

@@ -223,7 +223,8 @@ class Client:
             bundles = [parse_bundle(b) for b in answer["devices"]]
         except (CryptoError, KeyError, TypeError) as exc:
             raise SignatureError(f"the server sent invalid keys for {email}") from exc
-        if any(b.email != answer["email"] for b in bundles):
+        # Against the address asked for, not the one the server's answer states.
+        if any(b.email != email for b in bundles):
             raise SignatureError(f"the server sent keys of another account for {email}")
         return bundles
 

@@ -18,6 +18,8 @@ _ZXCVBN_MAX_LENGTH = 72  # zxcvbn raises ValueError on anything longer
 def estimated_bits(passphrase: str, user_inputs: list[str] | None = None) -> float:
     from zxcvbn import zxcvbn  # noqa: PLC0415  (large word lists: loaded only when needed)
 
+    if not passphrase:
+        return 0.0  # zxcvbn fails with an IndexError on the empty string
     # zxcvbn only looks at the first 72 characters; anything longer is at least that strong.
     result = zxcvbn(passphrase[:_ZXCVBN_MAX_LENGTH], user_inputs=user_inputs or [])
     return float(result["guesses_log10"]) * math.log2(10)
