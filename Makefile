@@ -7,7 +7,7 @@ DATA ?= pli-data
 HOST ?= 127.0.0.1
 PORT ?= 8080
 
-.PHONY: run test lint typecheck pytest install dev system-deps clean
+.PHONY: run test lint typecheck pytest install dev system-deps clean bench
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -45,3 +45,6 @@ test: lint typecheck pytest
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache
+
+bench: dev system-deps
+	$(BIN)/python -m benchmarks.transfer --size-mib $${SIZE_MIB:-1024}
