@@ -1,0 +1,141 @@
+"""pli.client.pins: keys pinned on first use; a change is refused until trusted."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from pli.client.pins import PINS, PinStore
+from pli.client.state import Home
+from pli.crypto.bundle import PublicBundle
+from pli.crypto.identity import DeviceIdentity
+from pli.errors import SignatureError, TrustError
+
+EMAIL = "bob@example.org"
+_LAPTOP = DeviceIdentity.generate(EMAIL).public_bundle()
+_PHONE = DeviceIdentity.generate(EMAIL).public_bundle()
+_NEW = DeviceIdentity.generate(EMAIL).public_bundle()
+
+
+@pytest.fixture
+def home(tmp_path: Path) -> Home:
+    return Home(tmp_path / "home")
+
+
+@pytest.fixture
+def pins(home: Home) -> PinStore:
+    return PinStore(home)
+
+
+def devices(pinned: list[PublicBundle]) -> set[str]:
+    return {b.device for b in pinned}
+
+
+def test_unknown_correspondent(pins: PinStore) -> None:
+    assert pins.get(EMAIL) is None
+
+
+def test_first_use_pins_unverified(pins: PinStore) -> None:
+    first = pins.check(EMAIL, [_LAPTOP, _PHONE])
+    assert first.first_use
+    assert not first.verified
+    assert devices(first.bundles) == {_LAPTOP.device, _PHONE.device}
+    stored = pins.get(EMAIL)
+    assert stored is not None
+    assert devices(stored.bundles) == {_LAPTOP.device, _PHONE.device}
+    assert not stored.first_use
+
+
+def test_same_keys_pass(pins: PinStore) -> None:
+    pins.check(EMAIL, [_LAPTOP, _PHONE])
+    again = pins.check(EMAIL, [_PHONE, _LAPTOP])  # order does not matter
+    assert not again.first_use
+    assert devices(again.bundles) == {_LAPTOP.device, _PHONE.device}
+
+
+def test_pins_persist(home: Home) -> None:
+    PinStore(home).check(EMAIL, [_LAPTOP])
+    later = PinStore(Home(home.path))
+    with pytest.raises(TrustError):
+        later.check(EMAIL, [_NEW])
+    assert not later.check(EMAIL, [_LAPTOP]).first_use
+
+
+@pytest.mark.parametrize(
+    "served",
+    [[_NEW], [_LAPTOP, _NEW], [_LAPTOP], [_LAPTOP, _PHONE, _NEW]],
+    ids=["replaced", "one-replaced", "one-removed", "one-added"],
+)
+def test_changed_keys_are_refused(pins: PinStore, served: list[PublicBundle]) -> None:
+    pins.check(EMAIL, [_LAPTOP, _PHONE])
+    with pytest.raises(TrustError) as info:
+        pins.check(EMAIL, served)
+    assert EMAIL in str(info.value)
+    assert info.value.hint is not None
+    assert f"pli keys trust {EMAIL}" in info.value.hint
+    # Refusing does not overwrite what was pinned.
+    stored = pins.get(EMAIL)
+    assert stored is not None
+    assert devices(stored.bundles) == {_LAPTOP.device, _PHONE.device}
+
+
+def test_a_new_age_key_on_the_same_device_is_a_change(pins: PinStore) -> None:
+    pins.check(EMAIL, [_LAPTOP])
+    # Same device id, another key: what a malicious server would try.
+    swapped = DeviceIdentity(
+        email=EMAIL,
+        device=_LAPTOP.device,
+        age_identity=DeviceIdentity.generate(EMAIL).age_identity,
+        signing_key=DeviceIdentity.generate(EMAIL).signing_key,
+        created=_LAPTOP.created,
+    ).public_bundle()
+    with pytest.raises(TrustError):
+        pins.check(EMAIL, [swapped])
+
+
+def test_no_keys_at_all(pins: PinStore) -> None:
+    with pytest.raises(TrustError):
+        pins.check(EMAIL, [])
+    assert pins.get(EMAIL) is None
+
+
+def test_trust_replaces_the_pin(pins: PinStore) -> None:
+    pins.check(EMAIL, [_LAPTOP])
+    before = pins.trust(EMAIL, [_NEW])
+    assert before is not None
+    assert devices(before.bundles) == {_LAPTOP.device}
+    accepted = pins.check(EMAIL, [_NEW])
+    assert not accepted.first_use
+    assert devices(accepted.bundles) == {_NEW.device}
+    with pytest.raises(TrustError):
+        pins.check(EMAIL, [_LAPTOP])
+
+
+def test_trust_without_a_previous_pin(pins: PinStore) -> None:
+    assert pins.trust(EMAIL, [_LAPTOP]) is None
+    assert not pins.check(EMAIL, [_LAPTOP]).first_use
+
+
+def test_correspondents_are_pinned_separately(pins: PinStore) -> None:
+    carol = DeviceIdentity.generate("carol@example.org").public_bundle()
+    pins.check(EMAIL, [_LAPTOP])
+    assert pins.check("carol@example.org", [carol]).first_use
+    assert not pins.check(EMAIL, [_LAPTOP]).first_use
+    with pytest.raises(TrustError):
+        pins.check("carol@example.org", [_LAPTOP])
+
+
+def test_pin_file_is_private(home: Home, pins: PinStore) -> None:
+    pins.check(EMAIL, [_LAPTOP])
+    assert (home.path / PINS).stat().st_mode & 0o777 == 0o600
+
+
+def test_tampered_pin_file_is_refused(home: Home, pins: PinStore) -> None:
+    pins.check(EMAIL, [_LAPTOP])
+    data = json.loads((home.path / PINS).read_text())
+    data[EMAIL]["devices"][0]["doc"]["age"] = _NEW.age  # someone edits the file
+    (home.path / PINS).write_text(json.dumps(data))
+    with pytest.raises(SignatureError):
+        pins.get(EMAIL)

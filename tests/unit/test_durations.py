@@ -1,0 +1,88 @@
+"""pli.durations: `30s`, `15m`, `12h`, `7d`, and nothing else."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from pli.durations import format_duration, parse_duration
+from pli.errors import UsageError
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("30s", timedelta(seconds=30)),
+        ("15m", timedelta(minutes=15)),
+        ("12h", timedelta(hours=12)),
+        ("7d", timedelta(days=7)),
+        ("1s", timedelta(seconds=1)),
+        ("90m", timedelta(minutes=90)),
+        ("9999999d", timedelta(days=9_999_999)),
+        (" 7d\n", timedelta(days=7)),
+    ],
+)
+def test_parse(text: str, expected: timedelta) -> None:
+    assert parse_duration(text) == expected
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "",
+        "7",
+        "d",
+        "0s",
+        "0d",
+        "07d",
+        "-1d",
+        "+1d",
+        "1.5h",
+        "7D",
+        "1w",
+        "1y",
+        "7 d",
+        "1d2h",
+        "10000000s",
+        "1e3s",
+        "७d",  # a Devanagari digit: \d would take it, the format must not
+        "7d; rm -rf /",
+    ],
+)
+def test_parse_refuses(text: str) -> None:
+    with pytest.raises(UsageError) as info:
+        parse_duration(text)
+    assert "30s" in str(info.value)  # the message shows the expected form
+    assert info.value.exit_code == 2
+
+
+@pytest.mark.parametrize(
+    ("delta", "text"),
+    [
+        (timedelta(days=7), "7d"),
+        (timedelta(hours=12), "12h"),
+        (timedelta(hours=36), "36h"),
+        (timedelta(minutes=15), "15m"),
+        (timedelta(minutes=90), "90m"),
+        (timedelta(seconds=30), "30s"),
+        (timedelta(seconds=61), "61s"),
+        (timedelta(0), "0s"),
+        (timedelta(seconds=59, microseconds=999_999), "59s"),
+    ],
+)
+def test_format(delta: timedelta, text: str) -> None:
+    assert format_duration(delta) == text
+
+
+@settings(derandomize=True, max_examples=300)
+@given(number=st.integers(1, 9_999_999), unit=st.sampled_from("smhd"))
+def test_format_and_parse_agree(number: int, unit: str) -> None:
+    delta = parse_duration(f"{number}{unit}")
+    text = format_duration(delta)
+    assert parse_duration(text) == delta
+    # The largest unit that divides it exactly is the one written.
+    assert text == format_duration(parse_duration(text))
+    assert len(text) <= len(f"{number}{unit}") + 2
