@@ -39,7 +39,7 @@ typecheck: dev
 	$(BIN)/mypy
 
 pytest: dev system-deps
-	$(BIN)/pytest -n 2 --dist loadfile
+	$(BIN)/pytest -n 2
 
 test: lint typecheck pytest
 

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+import shutil
+import sys
 from collections.abc import Callable
 from pathlib import Path
 
@@ -21,8 +23,9 @@ def serve(data: Path, host: str, port: int, *, announce: Callable[[str], None]) 
     url = f"http://{host}:{port}"
     where = "PostgreSQL" if settings.database_url else f"SQLite in {data}"
     announce(f"pli is serving on {url} (metadata: {where}; blobs: {data / 'blobs'})")
-    announce(f"create the first account with:  pli admin create-user EMAIL --data {data} --admin")
-    announce(f"then, on a client:               pli login {url} --email EMAIL")
+    pli = _program()
+    announce(f"create the first account with:  {pli} admin create-user EMAIL --data {data} --admin")
+    announce(f"then, on a client:               {pli} login {url} --email EMAIL")
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
@@ -35,6 +38,18 @@ def serve(data: Path, host: str, port: int, *, announce: Callable[[str], None]) 
         timeout_keep_alive=30,
         h11_max_incomplete_event_size=64 * 1024,
     )
+
+
+def _program() -> str:
+    """How to call this same `pli` again: plain `pli` when that is what PATH finds."""
+    invoked = Path(sys.argv[0])
+    on_path = shutil.which("pli")
+    if on_path and Path(on_path).resolve() == invoked.resolve():
+        return "pli"
+    try:
+        return str(invoked.resolve().relative_to(Path.cwd()))
+    except ValueError:
+        return str(invoked)
 
 
 def create_user(data: Path, email: str, password: str, *, is_admin: bool) -> str:
