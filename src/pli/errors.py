@@ -85,10 +85,12 @@ class TransportError(PliError):
 
 
 class TrustError(PliError):
+    status = 409
     title = "Key not trusted"
 
 
 class CryptoError(PliError):
+    status = 422
     title = "Cryptographic check failed"
 
 

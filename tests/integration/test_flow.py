@@ -152,6 +152,7 @@ def test_escrow_requires_a_strong_passphrase_that_is_not_the_password(
     sqlite_server: Server, tmp_path: Path
 ) -> None:
     alice = make_user(sqlite_server, tmp_path, "alice", keys=False)
+    alice.extra_env["PLI_KDF_WORK_FACTOR"] = "18"
     alice.extra_env["PLI_PASSPHRASE"] = PASSWORD
     same = alice.run("keys", "init", "--escrow")
     assert same.returncode == 2
@@ -160,6 +161,11 @@ def test_escrow_requires_a_strong_passphrase_that_is_not_the_password(
     weak = alice.run("keys", "init", "--escrow")
     assert weak.returncode == 2
     assert "too weak" in weak.stderr
+    alice.extra_env["PLI_KDF_WORK_FACTOR"] = "10"
+    cheap = alice.run("keys", "init", "--escrow", "--generate")
+    assert cheap.returncode == 2
+    assert "full work factor" in cheap.stderr
+    alice.extra_env["PLI_KDF_WORK_FACTOR"] = "18"
     generated = alice.run("keys", "init", "--escrow", "--generate")
     assert generated.returncode == 0, generated.stderr
     phrase = generated.stderr.splitlines()[1].strip()

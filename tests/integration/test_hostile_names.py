@@ -80,3 +80,16 @@ def test_hostile_names_are_saved_safely_inside_the_output_directory(
     assert [
         p for p in tmp_path.parent.rglob("*") if p.name in escaped and out not in p.parents
     ] == []
+
+
+def test_a_hostile_message_cannot_drive_the_terminal(sqlite_server: Server, tmp_path: Path) -> None:
+    alice = make_user(sqlite_server, tmp_path, "alice")
+    bob = make_user(sqlite_server, tmp_path, "bob")
+    source = tmp_path / "note.txt"
+    source.write_bytes(b"x")
+    message = "\x1b]0;pwned\x07\x1b[2J hello \u202e(key verified)"
+    alice.send(source, to=bob.email, extra=("--message", message))
+    shown = bob.ok("inbox").stdout
+    assert "hello" in shown
+    assert not any(c in shown for c in "\x1b\x07\u202e")
+    assert bob.ok("inbox", "--json").json()[0]["message"] == message

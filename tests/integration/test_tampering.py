@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -181,7 +182,11 @@ def test_sender_key_changed_after_first_contact(
     refused(bob, second, tmp_path / "out", "have changed since you last exchanged files")
     result = bob.run("get", second, "-o", str(tmp_path / "out"))
     assert f"pli keys trust {alice.email}" in result.stderr
-    trusted = bob.ok("keys", "trust", alice.email)
+    unconfirmed = bob.run("keys", "trust", alice.email)
+    assert unconfirmed.returncode == 2
+    assert "--yes" in unconfirmed.stderr
+    refused(bob, second, tmp_path / "out", "have changed since you last exchanged files")
+    trusted = bob.ok("keys", "trust", alice.email, "--yes")
     assert "old: " in trusted.stderr
     assert "new: " in trusted.stderr
     bob.ok("get", second, "-o", str(tmp_path / "accepted"))
@@ -205,3 +210,34 @@ def test_recipient_key_substituted_before_sending(
     assert result.returncode == 1
     assert f"the keys of {bob.email} have changed" in result.stderr
     assert len(alice.ok("outbox", "--json").json()) == 1
+
+
+def test_server_cannot_extend_the_signed_expiry(
+    trio: tuple[User, User, User], tmp_path: Path
+) -> None:
+    alice, bob, _ = trio
+    transfer = alice.send(
+        source(tmp_path, "brief.csv", b"short-lived"), to=bob.email, extra=("--expires", "2s")
+    )
+    with database(alice.server) as db:
+        db.execute(
+            "UPDATE transfers SET expires_at = datetime(expires_at, '+1 day') WHERE id = ?",
+            (transfer,),
+        )
+    time.sleep(2.5)
+    refused(bob, transfer, tmp_path / "out", "this transfer has expired")
+
+
+def test_revocation_leaves_no_ciphertext_on_the_server(
+    trio: tuple[User, User, User], tmp_path: Path
+) -> None:
+    alice, bob, _ = trio
+    transfer = alice.send(source(tmp_path, "wrong-person.csv", b"oops"), to=bob.email)
+    blob = blob_of(alice.server, transfer)
+    alice.ok("revoke", transfer)
+    assert not blob.exists()
+    with database(alice.server) as db:
+        row = db.execute("SELECT state, manifest FROM transfers WHERE id = ?", (transfer,))
+        assert row.fetchone() == ("revoked", None)
+        keys = db.execute("SELECT blob_key FROM transfer_files WHERE transfer_id = ?", (transfer,))
+        assert keys.fetchall() == [(None,)]

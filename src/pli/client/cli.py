@@ -10,6 +10,7 @@ import getpass
 import json
 import os
 import sys
+import unicodedata
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import asdict
@@ -231,15 +232,27 @@ def keys_export_identity() -> None:
 
 
 @keys_app.command("trust")
-def keys_trust(email: str) -> None:
+def keys_trust(
+    email: str,
+    yes: Annotated[
+        bool, typer.Option("--yes", help="Accept without asking (for scripts).")
+    ] = False,
+) -> None:
     """Accept a correspondent's changed keys, after checking the new fingerprint with them."""
+    email = email.lower()
     with client() as c:
-        old, new = c.trust(email.lower())
-    for bundle in old:
-        err.print(f"old: {bundle.fingerprint}  (device {bundle.device})")
-    for bundle in new:
-        err.print(f"new: {bundle.fingerprint}  (device {bundle.device})")
-    err.print(f"now trusting the keys above for {email}")
+        old, new = c.pending_keys(email)
+        for bundle in old:
+            err.print(f"old: {bundle.fingerprint}  (device {bundle.device})")
+        for bundle in new:
+            err.print(f"new: {bundle.fingerprint}  (device {bundle.device})")
+        if not yes:
+            if not sys.stdin.isatty():
+                raise UsageError("confirm with --yes, after checking the new fingerprint")
+            if not typer.confirm(f"Did {email} confirm the new fingerprint?", default=False):
+                raise UsageError("nothing changed")
+        c.trust(email, new)
+    err.print(f"now trusting the new keys above for {email}")
 
 
 # --- transfers ------------------------------------------------------------------------------
@@ -272,6 +285,14 @@ def revoke(transfer_id: Annotated[str, typer.Argument(metavar="ID")]) -> None:
     err.print(f"revoked {transfer_id}")
 
 
+def _clean(text: str) -> str:
+    """Text from a sender or the server, made unable to drive the terminal: control and
+    format characters (escape sequences, right-to-left overrides) are shown as "?"."""
+    return "".join(
+        "?" if unicodedata.category(ch) in ("Cc", "Cf", "Cs") and ch != "\n" else ch for ch in text
+    )
+
+
 def _print_listing(items: list[TransferInfo], as_json: bool) -> None:
     if as_json:
         out.print_json(data=[asdict(i) for i in items])
@@ -280,17 +301,15 @@ def _print_listing(items: list[TransferInfo], as_json: bool) -> None:
         err.print("no transfers")
     for item in items:
         mark = "" if item.sender_key_verified else " (key not verified)"
-        out.print(
-            f"{item.id}  from {item.sender}{mark} to {', '.join(item.recipients)}  "
-            f"expires {item.expires_at}",
-            markup=False,
-        )
+        line = f"{item.id}  from {item.sender}{mark} to {', '.join(item.recipients)}"
+        out.print(_clean(f"{line}  expires {item.expires_at}"), markup=False)
         if item.problem:
-            out.print(f"    ! {item.problem}", markup=False)
+            out.print(_clean(f"    ! {item.problem}"), markup=False)
         for f in item.files:
-            out.print(f"    {f.name}  ({f.size} bytes)", markup=False)
+            out.print(_clean(f"    {f.name}  ({f.size} bytes)"), markup=False)
         if item.message:
-            out.print(f"    message: {item.message}", markup=False)
+            message = _clean(item.message).replace("\n", "\n             ")
+            out.print(f"    message: {message}", markup=False)
 
 
 @app.command()
@@ -329,7 +348,12 @@ def get(
 
 def _render(error: PliError, as_json: bool) -> None:
     if as_json:
-        problem = {"title": error.title, "status": error.status, "detail": error.message}
+        problem = {
+            "type": "about:blank",
+            "title": error.title,
+            "status": error.status,
+            "detail": error.message,
+        }
         print(json.dumps(problem), file=sys.stderr)
         return
     err.print(f"error: {error.message}", markup=False)

@@ -10,12 +10,14 @@ client.get(transfer_id, Path("."))     # on Bob's machine
 from __future__ import annotations
 
 import base64
+import binascii
 import contextlib
 import hashlib
 import os
 import tempfile
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, BinaryIO, Protocol
 
@@ -31,6 +33,8 @@ from pli.crypto.identity import DeviceIdentity
 from pli.errors import (
     ConfigError,
     CryptoError,
+    DecryptError,
+    GoneError,
     IntegrityError,
     PliError,
     SignatureError,
@@ -158,6 +162,10 @@ class Client:
         if self.home.read(IDENTITY) is not None:
             raise UsageError("this device already has keys", hint="`pli keys show` prints them")
         if escrow:
+            if work_factor < DEFAULT_SCRYPT_WORK_FACTOR:
+                raise UsageError(
+                    f"an escrowed key needs the full work factor ({DEFAULT_SCRYPT_WORK_FACTOR})"
+                )
             self._check_escrow_passphrase(passphrase, login_password)
         elif not passphrase:
             raise UsageError("the passphrase must not be empty")
@@ -178,9 +186,15 @@ class Client:
             raise UsageError(
                 "escrow needs your login password, to make sure the passphrase differs"
             )
-        self.api.request(
+        # Re-authenticate: the password must really be this account's login password.
+        answer = self.api.request(
             "POST", "/api/v1/auth/login", json={"email": self.email, "password": login_password}
         )
+        probe = Api(self.config["server"], answer["token"])
+        try:
+            probe.request("POST", "/api/v1/auth/logout")
+        finally:
+            probe.close()
         if passphrase == login_password:
             raise UsageError("the passphrase must not be your login password")
         bits = phrases.estimated_bits(passphrase, [self.email, login_password])
@@ -204,7 +218,7 @@ class Client:
         try:
             self._identity = DeviceIdentity.unseal(sealed, passphrase)
         except CryptoError as exc:
-            raise UsageError("wrong passphrase for this device's keys") from exc
+            raise DecryptError("wrong passphrase for this device's keys") from exc
         return self._identity
 
     @property
@@ -236,11 +250,14 @@ class Client:
             self.notices.append(f"first use of {email}'s keys (not yet verified): {prints}")
         return pinned.bundles
 
-    def trust(self, email: str) -> tuple[list[PublicBundle], list[PublicBundle]]:
-        """Accept the keys the server now has for `email`; returns (old, new)."""
-        new = self.fetch_keys(email)
-        before = self.pins.trust(email, new)
-        return (before.bundles if before else []), new
+    def pending_keys(self, email: str) -> tuple[list[PublicBundle], list[PublicBundle]]:
+        """(pinned, offered): the keys pinned for `email`, and those the server now has."""
+        pinned = self.pins.get(email)
+        return (pinned.bundles if pinned else []), self.fetch_keys(email)
+
+    def trust(self, email: str, offered: list[PublicBundle]) -> None:
+        """Pin exactly the keys the user was shown, not whatever the server holds by now."""
+        self.pins.trust(email, offered)
 
     # --- sending ------------------------------------------------------------------------------
 
@@ -357,6 +374,10 @@ class Client:
         except PliError as exc:
             return TransferInfo(**base, files=[], message="", verified=False, problem=exc.message)
         files = [FileInfo(names.safe_name(f.name), f.size) for f in manifest.files]
+        # Once verified, what the sender signed replaces what the server states.
+        signed_to = {r["email"] for r in manifest.recipients} - {manifest.sender["email"]}
+        base["recipients"] = sorted(signed_to) or [manifest.sender["email"]]
+        base["expires_at"] = manifest.expires
         return TransferInfo(
             **base,
             files=files,
@@ -370,7 +391,11 @@ class Client:
         if not transfer.get("manifest"):
             raise IntegrityError("this transfer has no manifest")
         me = self.identity
-        manifest, signed = mf.open_sealed(base64.b64decode(transfer["manifest"]), me)
+        try:
+            sealed = base64.b64decode(transfer["manifest"], validate=True)
+        except (binascii.Error, TypeError) as exc:
+            raise IntegrityError("the server sent a malformed manifest") from exc
+        manifest, signed = mf.open_sealed(sealed, me)
         if manifest.transfer != transfer["id"]:
             raise IntegrityError(
                 "the manifest belongs to another transfer (replayed by the server?)"
@@ -414,6 +439,10 @@ class Client:
         if not isinstance(transfer, dict) or transfer.get("id") != transfer_id:
             raise IntegrityError("the server answered with another transfer (replayed?)")
         manifest, _ = self._verified_manifest(transfer)
+        # The signed expiry is the sender's word: a server that keeps serving past it is
+        # not obeyed.
+        if _parse_time(manifest.expires) <= datetime.now(UTC):
+            raise GoneError("this transfer has expired")
         out_dir.mkdir(parents=True, exist_ok=True)
         temps: list[Path] = []
         try:
@@ -473,6 +502,16 @@ class Client:
             raise IntegrityError("a decrypted file does not match the sender's signed manifest")
         out.flush()
         os.fsync(out.fileno())
+
+
+def _parse_time(text: str) -> datetime:
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError as exc:
+        raise IntegrityError("the manifest holds a malformed time") from exc
+    if moment.tzinfo is None:
+        raise IntegrityError("the manifest holds a time without a zone")
+    return moment
 
 
 def _regular_file(path: Path) -> Path:

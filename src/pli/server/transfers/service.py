@@ -197,6 +197,7 @@ def revoke(
     if view.transfer.sender_id != user.id:
         raise ForbiddenError("only the sender can revoke a transfer")
     view.transfer.state = "revoked"
+    view.transfer.manifest = None
     _drop_blobs(session, blobs, view.files)
 
 
@@ -217,5 +218,6 @@ def purge_expired(session: Session, blobs: BlobStore, *, now: datetime) -> int:
     expired = list(session.scalars(stmt))
     for transfer in expired:
         transfer.state = "expired"
+        transfer.manifest = None  # the encrypted names and message go with the files
         _drop_blobs(session, blobs, _view(session, transfer).files)
     return len(expired)
