@@ -10,7 +10,6 @@ import socket
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -91,28 +90,22 @@ class User:
         }
 
     def run(self, *args: str, cwd: Path | None = None, timeout: float = 300) -> Result:
-        """Run the real CLI; also reports the child's own peak memory (wait4's rusage)."""
-        with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
-            proc = subprocess.Popen(
-                [PLI, *args],
-                env=self.env(),
-                cwd=cwd,
-                stdout=out,
-                stderr=err,
-                stdin=subprocess.DEVNULL,
-            )
-            killer = threading.Timer(timeout, proc.kill)
-            killer.start()
-            try:
-                _, status, usage = os.wait4(proc.pid, 0)
-            finally:
-                killer.cancel()
-            proc.returncode = os.waitstatus_to_exitcode(status)
-            out.seek(0)
-            err.seek(0)
-            return Result(
-                proc.returncode, out.read().decode(), err.read().decode(), usage.ru_maxrss
-            )
+        """Run the real CLI, and measure its own peak memory (see `_LAUNCHER`)."""
+        with tempfile.TemporaryDirectory() as tmp:
+            out, err, rss = (Path(tmp) / name for name in ("out", "err", "rss"))
+            with out.open("wb") as stdout, err.open("wb") as stderr:
+                proc = subprocess.run(
+                    [sys.executable, "-c", _LAUNCHER, str(rss), PLI, *args],
+                    env=self.env(),
+                    cwd=cwd,
+                    stdout=stdout,
+                    stderr=stderr,
+                    stdin=subprocess.DEVNULL,
+                    timeout=timeout,
+                    check=False,
+                )
+            peak = int(rss.read_text()) if rss.exists() else 0
+            return Result(proc.returncode, out.read_text(), err.read_text(), peak)
 
     def ok(self, *args: str, cwd: Path | None = None) -> Result:
         result = self.run(*args, cwd=cwd)
@@ -122,6 +115,19 @@ class User:
     def send(self, *paths: Path, to: str, extra: tuple[str, ...] = ()) -> str:
         args = ["send", *map(str, paths), "--to", to, "--json", *extra]
         return str(self.ok(*args).json()["id"])
+
+
+# A child's peak RSS as the kernel reports it includes the pages of the process it was forked
+# from, before exec: forked from a large test process, a small CLI would look large. So the CLI
+# is started from a fresh, small interpreter, which reports what wait4 says of it.
+_LAUNCHER = """
+import os, subprocess, sys
+child = subprocess.Popen(sys.argv[2:])
+_, status, usage = os.wait4(child.pid, 0)
+with open(sys.argv[1], "w") as rss:
+    rss.write(str(usage.ru_maxrss))
+sys.exit(os.waitstatus_to_exitcode(status))
+"""
 
 
 def _wait_healthy(url: str, process: subprocess.Popen[bytes], log: Path) -> None:
@@ -210,11 +216,12 @@ def make_user(server: Server, tmp: Path, name: str, *, keys: bool = True) -> Use
     return user
 
 
+def three_people(server: Server, tmp: Path) -> tuple[User, User, User]:
+    """alice (sender), bob (recipient), carol (a bystander), all with keys."""
+    alice, bob, carol = (make_user(server, tmp, name) for name in ("alice", "bob", "carol"))
+    return alice, bob, carol
+
+
 @pytest.fixture
 def people(server: Server, tmp_path: Path) -> tuple[User, User, User]:
-    """alice (sender), bob (recipient), carol (a bystander), all with keys."""
-    return (
-        make_user(server, tmp_path, "alice"),
-        make_user(server, tmp_path, "bob"),
-        make_user(server, tmp_path, "carol"),
-    )
+    return three_people(server, tmp_path)

@@ -18,7 +18,7 @@ from pli.crypto import age
 from pli.crypto import manifest as mf
 from pli.crypto.bundle import parse_bundle
 from pli.crypto.identity import DeviceIdentity
-from tests.integration.conftest import Server, User, make_user
+from tests.integration.conftest import Server, User, three_people
 
 
 @contextmanager
@@ -41,11 +41,7 @@ def blob_of(server: Server, transfer: str) -> Path:
 
 @pytest.fixture
 def trio(sqlite_server: Server, tmp_path: Path) -> tuple[User, User, User]:
-    return (
-        make_user(sqlite_server, tmp_path, "alice"),
-        make_user(sqlite_server, tmp_path, "bob"),
-        make_user(sqlite_server, tmp_path, "carol"),
-    )
+    return three_people(sqlite_server, tmp_path)
 
 
 def refused(user: User, transfer: str, out: Path, expected: str) -> None:
