@@ -1,0 +1,63 @@
+"""Database URLs and migrations on SQLite (PostgreSQL is covered by the integration suite)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta, timezone
+from pathlib import Path
+
+import pytest
+from sqlalchemy import inspect
+
+from pli.errors import ConfigError
+from pli.store import models
+from pli.store.db import Database, database_url, make_engine, migrate
+
+
+def test_database_url_defaults_to_sqlite_in_the_data_dir(tmp_path: Path) -> None:
+    assert database_url(tmp_path, None) == f"sqlite:///{tmp_path / 'pli.db'}"
+
+
+@pytest.mark.parametrize(
+    ("given", "expected"),
+    [
+        ("postgresql://root@127.0.0.1/pli", "postgresql+psycopg://root@127.0.0.1/pli"),
+        ("postgres://u@h/db", "postgresql+psycopg://u@h/db"),
+        ("postgresql+psycopg://u@h/db", "postgresql+psycopg://u@h/db"),
+    ],
+)
+def test_plain_postgresql_urls_are_accepted(tmp_path: Path, given: str, expected: str) -> None:
+    assert database_url(tmp_path, given) == expected
+
+
+def test_other_databases_are_refused(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError):
+        database_url(tmp_path, "mysql://u@h/db")
+
+
+def test_migrations_create_the_schema_and_are_idempotent(tmp_path: Path) -> None:
+    engine = make_engine(f"sqlite:///{tmp_path / 'pli.db'}")
+    migrate(engine)
+    migrate(engine)
+    tables = set(inspect(engine).get_table_names())
+    assert {"users", "sessions", "devices", "transfers", "transfer_recipients"} <= tables
+    engine.dispose()
+
+
+def test_times_come_back_aware_in_utc(tmp_path: Path) -> None:
+    engine = make_engine(f"sqlite:///{tmp_path / 'pli.db'}")
+    migrate(engine)
+    paris = timezone(timedelta(hours=1))
+    with Database(engine).session() as session:
+        session.add(
+            models.User(
+                email="a@example.org",
+                password_hash="x",
+                is_admin=False,
+                created_at=datetime(2026, 11, 28, 12, 0, tzinfo=paris),
+            )
+        )
+        session.commit()
+        user = session.query(models.User).one()
+        assert user.created_at == datetime(2026, 11, 28, 11, 0, tzinfo=UTC)
+        assert user.created_at.tzinfo == UTC
+    engine.dispose()
