@@ -87,9 +87,11 @@ def test_a_hostile_message_cannot_drive_the_terminal(sqlite_server: Server, tmp_
     bob = make_user(sqlite_server, tmp_path, "bob")
     source = tmp_path / "note.txt"
     source.write_bytes(b"x")
-    message = "\x1b]0;pwned\x07\x1b[2J hello \u202e(key verified)"
+    message = "\x1b]0;pwned\x07\x1b[2J hello \u202e(key verified)\nabc  from x@y to z@w"
     alice.send(source, to=bob.email, extra=("--message", message))
     shown = bob.ok("inbox").stdout
     assert "hello" in shown
     assert not any(c in shown for c in "\x1b\x07\u202e")
+    # A line break in the message cannot start a line that looks like a listing entry.
+    assert next(line for line in shown.splitlines() if "abc" in line).startswith(" " * 13)
     assert bob.ok("inbox", "--json").json()[0]["message"] == message

@@ -287,10 +287,8 @@ def revoke(transfer_id: Annotated[str, typer.Argument(metavar="ID")]) -> None:
 
 def _clean(text: str) -> str:
     """Text from a sender or the server, made unable to drive the terminal: control and
-    format characters (escape sequences, right-to-left overrides) are shown as "?"."""
-    return "".join(
-        "?" if unicodedata.category(ch) in ("Cc", "Cf", "Cs") and ch != "\n" else ch for ch in text
-    )
+    format characters (escape sequences, line breaks, right-to-left overrides) become "?"."""
+    return "".join("?" if unicodedata.category(ch) in ("Cc", "Cf", "Cs") else ch for ch in text)
 
 
 def _print_listing(items: list[TransferInfo], as_json: bool) -> None:
@@ -308,7 +306,7 @@ def _print_listing(items: list[TransferInfo], as_json: bool) -> None:
         for f in item.files:
             out.print(_clean(f"    {f.name}  ({f.size} bytes)"), markup=False)
         if item.message:
-            message = _clean(item.message).replace("\n", "\n             ")
+            message = "\n             ".join(_clean(line) for line in item.message.split("\n"))
             out.print(f"    message: {message}", markup=False)
 
 

@@ -10,14 +10,13 @@ client.get(transfer_id, Path("."))     # on Bob's machine
 from __future__ import annotations
 
 import base64
-import binascii
 import contextlib
 import hashlib
 import os
 import tempfile
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, BinaryIO, Protocol
 
@@ -30,6 +29,7 @@ from pli.crypto import passphrase as phrases
 from pli.crypto.age import DEFAULT_SCRYPT_WORK_FACTOR, Decryptor, Encryptor, Recipient
 from pli.crypto.bundle import PublicBundle, parse_bundle
 from pli.crypto.identity import DeviceIdentity
+from pli.durations import parse_duration
 from pli.errors import (
     ConfigError,
     CryptoError,
@@ -253,7 +253,10 @@ class Client:
     def pending_keys(self, email: str) -> tuple[list[PublicBundle], list[PublicBundle]]:
         """(pinned, offered): the keys pinned for `email`, and those the server now has."""
         pinned = self.pins.get(email)
-        return (pinned.bundles if pinned else []), self.fetch_keys(email)
+        offered = self.fetch_keys(email)
+        if not offered:
+            raise TrustError(f"{email} has no keys on the server: there is nothing to trust")
+        return (pinned.bundles if pinned else []), offered
 
     def trust(self, email: str, offered: list[PublicBundle]) -> None:
         """Pin exactly the keys the user was shown, not whatever the server holds by now."""
@@ -282,6 +285,8 @@ class Client:
         body = {"recipients": sorted(everyone), "files": len(files), "expires_in": expires}
         transfer = self.api.request("POST", "/api/v1/transfers", json=body)
         try:
+            if expires is not None:
+                _check_expiry(transfer["expires_at"], parse_duration(expires))
             entries = [
                 self._upload(transfer["id"], slot["id"], path, keys, progress or _NoProgress())
                 for slot, path in zip(transfer["files"], files, strict=True)
@@ -393,7 +398,7 @@ class Client:
         me = self.identity
         try:
             sealed = base64.b64decode(transfer["manifest"], validate=True)
-        except (binascii.Error, TypeError) as exc:
+        except (ValueError, TypeError) as exc:  # binascii.Error is a ValueError
             raise IntegrityError("the server sent a malformed manifest") from exc
         manifest, signed = mf.open_sealed(sealed, me)
         if manifest.transfer != transfer["id"]:
@@ -502,6 +507,15 @@ class Client:
             raise IntegrityError("a decrypted file does not match the sender's signed manifest")
         out.flush()
         os.fsync(out.fileno())
+
+
+CLOCK_SKEW = timedelta(minutes=5)
+
+
+def _check_expiry(assigned: str, requested: timedelta) -> None:
+    """The sender signs the expiry the server assigned: it must be the one asked for."""
+    if _parse_time(assigned) > datetime.now(UTC) + requested + CLOCK_SKEW:
+        raise IntegrityError("the server set a later expiry than the one asked for")
 
 
 def _parse_time(text: str) -> datetime:
