@@ -1,5 +1,6 @@
 # `make run`: a server on the embedded default (SQLite + ./pli-data), ready to use.
-# `make test`: ruff, mypy (strict) and the whole pytest suite.
+# `make test`: ruff, mypy (strict), the whole pytest suite and the dependency audit.
+# `make fuzz-long`: the API fuzzer with many more examples, on SQLite and PostgreSQL.
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
@@ -7,7 +8,7 @@ DATA ?= pli-data
 HOST ?= 127.0.0.1
 PORT ?= 8080
 
-.PHONY: run test lint typecheck pytest install dev system-deps clean bench
+.PHONY: run test lint typecheck pytest install dev system-deps clean bench audit fuzz-long
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -32,8 +33,8 @@ system-deps:
 	scripts/system-deps.sh
 
 lint: dev
-	$(BIN)/ruff check src tests benchmarks
-	$(BIN)/ruff format --check src tests benchmarks
+	$(BIN)/ruff check src tests benchmarks scripts
+	$(BIN)/ruff format --check src tests benchmarks scripts
 
 typecheck: dev
 	$(BIN)/mypy
@@ -41,7 +42,15 @@ typecheck: dev
 pytest: dev system-deps
 	$(BIN)/pytest -n 2
 
-test: lint typecheck pytest
+# Known vulnerabilities in the installed dependencies; exceptions in audit-allowlist.toml.
+audit: dev
+	$(BIN)/python scripts/audit.py
+
+test: lint typecheck pytest audit
+
+fuzz-long: dev system-deps
+	FUZZ_EXAMPLES=$${FUZZ_EXAMPLES:-400} $(BIN)/pytest tests/fuzz --timeout 3600
+	FUZZ_EXAMPLES=$${FUZZ_EXAMPLES:-400} FUZZ_DATABASE=postgres $(BIN)/pytest tests/fuzz --timeout 3600
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache

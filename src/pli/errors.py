@@ -4,11 +4,13 @@
     ├── UsageError                the command line or a request was malformed (HTTP 400, exit 2)
     ├── ConfigError               missing or unusable local state (not logged in, no keys)
     ├── AuthError                 not authenticated: bad credentials or an expired session (401)
+    │   └── SecondFactorRequiredError  the password was right; a one-time code is needed too
     ├── ForbiddenError            authenticated but not allowed (403)
     ├── NotFoundError             does not exist, or is not yours to know about (404)
     ├── GoneError                 existed, but has expired or been revoked (410)
     ├── ConflictError             the state does not allow it (409)
     ├── TooLargeError             over a configured size limit (413)
+    ├── RateLimitedError          too many attempts; try again later (429)
     ├── TransportError            the server could not be reached or answered nonsense
     ├── TrustError                a correspondent's key is not the one pinned
     └── CryptoError               base of the refusals raised by pli.crypto
@@ -54,6 +56,10 @@ class AuthError(PliError):
     title = "Not authenticated"
 
 
+class SecondFactorRequiredError(AuthError):
+    title = "Second factor required"
+
+
 class ForbiddenError(PliError):
     status = 403
     title = "Forbidden"
@@ -77,6 +83,11 @@ class ConflictError(PliError):
 class TooLargeError(PliError):
     status = 413
     title = "Too large"
+
+
+class RateLimitedError(PliError):
+    status = 429
+    title = "Too many requests"
 
 
 class TransportError(PliError):
@@ -114,5 +125,6 @@ ERRORS_BY_STATUS: dict[int, type[PliError]] = {
     409: ConflictError,
     410: GoneError,
     413: TooLargeError,
+    429: RateLimitedError,
     422: UsageError,
 }

@@ -205,9 +205,11 @@ def fresh_postgres() -> Iterator[str]:
         conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
-def make_user(server: Server, tmp: Path, name: str, *, keys: bool = True) -> User:
+def make_user(
+    server: Server, tmp: Path, name: str, *, keys: bool = True, admin: bool = False
+) -> User:
     email = f"{name}@example.org"
-    created = server.admin("create-user", email)
+    created = server.admin("create-user", email, *(["--admin"] if admin else []))
     assert created.returncode == 0, created.stderr
     user = User(email, tmp / f"home-{name}", server)
     user.ok("login", server.url, "--email", email)

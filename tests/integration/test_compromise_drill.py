@@ -4,7 +4,10 @@ byte the server holds (database, blobs, logs) finds no file name and no file con
 from __future__ import annotations
 
 import base64
+import contextlib
+import gzip
 import subprocess
+import zlib
 from pathlib import Path
 
 from tests.integration.conftest import PASSPHRASE, PASSWORD, Server, User
@@ -43,12 +46,27 @@ def _lab_files(tmp_path: Path) -> tuple[list[Path], list[str]]:
 def _server_bytes(server: Server) -> list[tuple[str, bytes]]:
     held = [(str(p), p.read_bytes()) for p in server.data.rglob("*") if p.is_file()]
     held.append(("server log", server.log.read_bytes()))
+    held.append(("server environment", Path(f"/proc/{server.process.pid}/environ").read_bytes()))
     if server.database_url:
         dump = subprocess.run(
             ["pg_dump", "--no-owner", server.database_url], capture_output=True, check=True
         ).stdout
         held.append(("pg_dump", dump))
-    return held
+    return held + [(f"{where} (gunzipped)", data) for where, data in _gunzipped(held)]
+
+
+def _gunzipped(held: list[tuple[str, bytes]]) -> list[tuple[str, bytes]]:
+    """Whatever gzip streams hide inside what the server holds, decompressed."""
+    found = []
+    for where, data in held:
+        start = data.find(b"\x1f\x8b\x08")
+        while start >= 0:
+            with contextlib.suppress(zlib.error):
+                found.append(
+                    (where, zlib.decompressobj(wbits=31).decompress(data[start:], 1 << 26))
+                )
+            start = data.find(b"\x1f\x8b\x08", start + 1)
+    return found
 
 
 def test_nothing_readable_survives_on_the_server(
@@ -73,3 +91,11 @@ def test_nothing_readable_survives_on_the_server(
         if variant in data
     ]
     assert leaks == []
+
+
+def test_the_drill_finds_a_canary_when_there_is_one(tmp_path: Path) -> None:
+    """The scan itself must work: a canary hidden gzip-compressed in a log is found."""
+    log = gzip.compress(b"...nom;prenom;nir\nDUPONT;Jeanne;285057800608436\n...")
+    held = [("log.gz", b"header" + log + b"trailer")]
+    everything = held + _gunzipped(held)
+    assert any(v in data for v in _variants("285057800608436") for _, data in everything)

@@ -237,3 +237,33 @@ def test_revocation_leaves_no_ciphertext_on_the_server(
         assert row.fetchone() == ("revoked", None)
         keys = db.execute("SELECT blob_key FROM transfer_files WHERE transfer_id = ?", (transfer,))
         assert keys.fetchall() == [(None,)]
+
+
+SEALED_CHUNK = 64 * 1024 + 16
+
+
+def _chunks(blob: bytes) -> tuple[bytes, list[bytes]]:
+    """Split a stored age file into (header and nonce, sealed STREAM chunks)."""
+    start = blob.index(b"\n", blob.index(b"\n--- ") + 1) + 1 + 16
+    body = blob[start:]
+    return blob[:start], [body[i : i + SEALED_CHUNK] for i in range(0, len(body), SEALED_CHUNK)]
+
+
+@pytest.mark.parametrize(
+    "damage",
+    ["truncated at a chunk boundary", "chunks reordered", "a chunk duplicated", "a chunk dropped"],
+)
+def test_chunk_level_tampering(trio: tuple[User, User, User], tmp_path: Path, damage: str) -> None:
+    alice, bob, _ = trio
+    transfer = alice.send(source(tmp_path, "scan.bin", bytes(range(256)) * 800), to=bob.email)
+    blob = blob_of(alice.server, transfer)
+    head, chunks = _chunks(blob.read_bytes())
+    assert len(chunks) == 4
+    changed = {
+        "truncated at a chunk boundary": chunks[:-1],
+        "chunks reordered": [chunks[1], chunks[0], *chunks[2:]],
+        "a chunk duplicated": [chunks[0], chunks[1], chunks[1], *chunks[2:]],
+        "a chunk dropped": [chunks[0], *chunks[2:]],
+    }[damage]
+    blob.write_bytes(head + b"".join(changed))
+    refused(bob, transfer, tmp_path / "out", "error: ")

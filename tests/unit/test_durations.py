@@ -86,3 +86,34 @@ def test_format_and_parse_agree(number: int, unit: str) -> None:
     # The largest unit that divides it exactly is the one written.
     assert text == format_duration(parse_duration(text))
     assert len(text) <= len(f"{number}{unit}") + 2
+
+
+def _is_duration(text: str) -> bool:
+    """The format restated without a regular expression: 1 to 7 ASCII digits, no leading zero,
+    then one of s, m, h, d; surrounding whitespace allowed."""
+    text = text.strip()
+    number, unit = text[:-1], text[-1:]
+    return (
+        unit in {"s", "m", "h", "d"}
+        and 1 <= len(number) <= 7
+        and number.isascii()
+        and number.isdigit()
+        and not number.startswith("0")
+    )
+
+
+@settings(derandomize=True, max_examples=1000)
+@given(
+    text=st.text(max_size=20)
+    | st.from_regex(r"\s*[+-]?[0-9\u0660-\u0669]{0,9}[smhdSMHDwy]?\s*", fullmatch=True)
+)
+def test_any_text_is_a_duration_or_a_usage_error(text: str) -> None:
+    """Whatever a client sends as `expires_in`: a usage error, or a duration it really wrote."""
+    try:
+        delta = parse_duration(text)
+    except UsageError:
+        assert not _is_duration(text)
+        return
+    assert _is_duration(text)
+    assert timedelta(seconds=1) <= delta <= timedelta(days=9_999_999)
+    assert parse_duration(format_duration(delta)) == delta

@@ -22,7 +22,7 @@ from rich.console import Console
 from rich.progress import BarColumn, DownloadColumn, Progress, TransferSpeedColumn
 
 from pli.client.sdk import Client, TransferInfo
-from pli.errors import PliError, UsageError
+from pli.errors import PliError, SecondFactorRequiredError, UsageError
 
 app = typer.Typer(
     name="pli",
@@ -37,6 +37,10 @@ keys_app = typer.Typer(
 admin_app = typer.Typer(help="Server administration, run on the server host.", no_args_is_help=True)
 app.add_typer(keys_app, name="keys")
 app.add_typer(admin_app, name="admin")
+token_app = typer.Typer(help="API tokens for automation.", no_args_is_help=True)
+app.add_typer(token_app, name="token")
+twofa_app = typer.Typer(help="Second factor (TOTP) for logging in.", no_args_is_help=True)
+app.add_typer(twofa_app, name="2fa")
 
 err = Console(stderr=True, highlight=False, soft_wrap=True)
 out = Console(highlight=False, soft_wrap=True)
@@ -123,11 +127,17 @@ def serve(
     ),
     host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port to listen on.")] = 8080,
+    tls_cert: Annotated[
+        Path | None, typer.Option(help="Serve HTTPS with this certificate chain (PEM).")
+    ] = None,
+    tls_key: Annotated[
+        Path | None, typer.Option(help="The private key of --tls-cert (PEM).")
+    ] = None,
 ) -> None:
     """Run the server."""
     from pli.server.main import serve as run  # noqa: PLC0415  (server stack only when serving)
 
-    run(data, host, port, announce=err.print)
+    run(data, host, port, announce=err.print, tls_cert=tls_cert, tls_key=tls_key)
 
 
 @admin_app.command("create-user")
@@ -144,6 +154,28 @@ def create_user(
     err.print(f"created {'administrator ' if admin else ''}{created}")
 
 
+@admin_app.command("disable-user")
+def disable_user(
+    email: str,
+    data: Annotated[Path, typer.Option(help="The server's data directory.")] = Path("pli-data"),
+) -> None:
+    """Disable an account: its sessions end and it can no longer log in or use its tokens."""
+    from pli.server.main import set_disabled  # noqa: PLC0415
+
+    err.print(f"disabled {set_disabled(data, email, disabled=True)}")
+
+
+@admin_app.command("enable-user")
+def enable_user(
+    email: str,
+    data: Annotated[Path, typer.Option(help="The server's data directory.")] = Path("pli-data"),
+) -> None:
+    """Re-enable a disabled account."""
+    from pli.server.main import set_disabled  # noqa: PLC0415
+
+    err.print(f"enabled {set_disabled(data, email, disabled=False)}")
+
+
 # --- session --------------------------------------------------------------------------------
 
 
@@ -155,19 +187,115 @@ def login(
         bool, typer.Option("--insecure-http", help="Allow plain http:// to a remote host.")
     ] = False,
 ) -> None:
-    """Log in to a pli server (password from PLI_PASSWORD or a prompt)."""
+    """Log in to a pli server (password from PLI_PASSWORD, one-time code from PLI_TOTP, or
+    prompts)."""
     password = secret("PLI_PASSWORD", f"Password for {email}")
     with client() as c:
-        who = c.login(url, email, password, allow_http=insecure_http)
+        try:
+            who = c.login(
+                url, email, password, otp=os.environ.get("PLI_TOTP"), allow_http=insecure_http
+            )
+        except SecondFactorRequiredError:
+            if "PLI_TOTP" in os.environ or not sys.stdin.isatty():
+                raise
+            code = typer.prompt("One-time code (or a recovery code)")
+            who = c.login(url, email, password, otp=code, allow_http=insecure_http)
     err.print(f"logged in as {who}")
 
 
-@app.command()
-def logout() -> None:
-    """Close this device's session."""
+@twofa_app.command("enable")
+def twofa_enable() -> None:
+    """Enrol a TOTP authenticator; prints recovery codes once."""
     with client() as c:
-        c.logout()
-    err.print("logged out")
+        enrolment = c.enable_totp()
+        err.print("Add this account to your authenticator app:")
+        err.print(f"  {enrolment['uri']}", markup=False)
+        err.print(f"  (or type the key {enrolment['secret']})", markup=False)
+        codes = c.confirm_totp(secret("PLI_TOTP", "Code shown by the app"))
+    err.print("Second factor enabled. Recovery codes (each works once; keep them offline):")
+    for code in codes:
+        out.print(code, markup=False)
+
+
+@twofa_app.command("disable")
+def twofa_disable() -> None:
+    """Remove the second factor (needs a current code or a recovery code)."""
+    with client() as c:
+        c.disable_totp(secret("PLI_TOTP", "One-time code (or a recovery code)"))
+    err.print("second factor disabled")
+
+
+@app.command()
+def logout(
+    everywhere: Annotated[
+        bool, typer.Option("--all", help="Close every session of the account, on every device.")
+    ] = False,
+) -> None:
+    """Close this device's session (or all of them)."""
+    with client() as c:
+        closed = c.logout(everywhere=everywhere)
+    err.print(f"logged out ({closed} session{'s' if closed != 1 else ''} closed)")
+
+
+@app.command()
+def passwd() -> None:
+    """Change your login password (PLI_PASSWORD, then PLI_NEW_PASSWORD, or prompts)."""
+    current = secret("PLI_PASSWORD", "Current password")
+    new = secret("PLI_NEW_PASSWORD", "New password", confirm=True)
+    with client() as c:
+        c.change_password(current, new)
+    err.print("password changed; your other sessions were closed")
+
+
+@token_app.command("create")
+def token_create(
+    scope: Annotated[
+        list[str], typer.Option("--scope", help="send, receive or admin (repeat for several).")
+    ],
+    name: Annotated[str, typer.Option(help="What the token is for.")] = "automation",
+    expires: Annotated[str, typer.Option(help="Lifetime, like 30d (at most 366d).")] = "90d",
+    as_json: JsonOpt = False,
+) -> None:
+    """Create an API token for automation; it is printed once and never again."""
+    with client() as c:
+        made = c.create_token(name, scope, expires)
+    if as_json:
+        out.print_json(data=made)
+        return
+    out.print(made["token"], markup=False)
+    err.print(
+        f"token {made['id']} ({' '.join(made['scopes'])}) expires {made['expires_at']}; "
+        "store it now: it cannot be shown again"
+    )
+
+
+@token_app.command("list")
+def token_list(as_json: JsonOpt = False) -> None:
+    """List your API tokens (never their secrets)."""
+    with client() as c:
+        listed = c.tokens()
+    if as_json:
+        out.print_json(data=listed)
+        return
+    if not listed:
+        err.print("no tokens")
+    for t in listed:
+        used = t["last_used_at"] or "never used"
+        out.print(
+            _clean(
+                f"{t['id']}  {t['name']}  [{' '.join(t['scopes'])}]  expires {t['expires_at']}"
+                f"  last used {used}"
+            ),
+            markup=False,
+        )
+
+
+@token_app.command("revoke")
+def token_revoke(token_id: Annotated[str, typer.Argument(metavar="ID")]) -> None:
+    """Revoke an API token at once."""
+    with client() as c:
+        c.revoke_token(token_id)
+    err.print(f"revoked token {token_id}")
 
 
 # --- keys -----------------------------------------------------------------------------------
@@ -204,6 +332,34 @@ def keys_init(
             chosen, escrow=escrow, login_password=login_password, work_factor=work_factor
         )
     out.print(f"fingerprint: {bundle.fingerprint}")
+
+
+@keys_app.command("passphrase")
+def keys_passphrase(
+    generate: Annotated[
+        bool, typer.Option("--generate", help="Generate a six-word passphrase and print it once.")
+    ] = False,
+    work_factor: Annotated[
+        int,
+        typer.Option(
+            envvar="PLI_KDF_WORK_FACTOR", min=10, max=20, help="scrypt work factor (log2)."
+        ),
+    ] = 18,
+) -> None:
+    """Change the passphrase of this device's keys (and of their escrowed copy, if any).
+    Old one from PLI_PASSPHRASE, new one from PLI_NEW_PASSPHRASE, or prompts."""
+    from pli.crypto import passphrase as phrases  # noqa: PLC0415
+
+    with client() as c:
+        unlocked(c)
+        if generate:
+            new = phrases.generate()
+            err.print(f"Your new passphrase (write it down; it is not shown again):\n  {new}")
+        else:
+            new = secret("PLI_NEW_PASSPHRASE", "New passphrase", confirm=True)
+        password = os.environ.get("PLI_PASSWORD")
+        escrowed = c.change_passphrase(new, login_password=password, work_factor=work_factor)
+    err.print("passphrase changed" + (", here and in the escrowed copy" if escrowed else ""))
 
 
 @keys_app.command("show")

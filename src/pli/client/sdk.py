@@ -118,13 +118,21 @@ class Client:
         if self._api is not None:
             self._api.close()
 
-    def login(self, server: str, email: str, password: str, *, allow_http: bool = False) -> str:
+    def login(
+        self,
+        server: str,
+        email: str,
+        password: str,
+        *,
+        otp: str | None = None,
+        allow_http: bool = False,
+    ) -> str:
+        """Log in; raises SecondFactorRequiredError when the account needs `otp` too."""
         url = check_url(server, allow_http=allow_http)
         api = Api(url)
+        body = {"email": email, "password": password, "otp": otp}
         try:
-            answer = api.request(
-                "POST", "/api/v1/auth/login", json={"email": email, "password": password}
-            )
+            answer = api.request("POST", "/api/v1/auth/login", json=body)
         finally:
             api.close()
         previous = self.home.read_json(CONFIG)
@@ -138,16 +146,52 @@ class Client:
         self._api = None
         return str(answer["email"])
 
-    def logout(self) -> None:
-        if self.home.read(SESSION) is None:
-            return
+    def logout(self, *, everywhere: bool = False) -> int:
+        """Close this session, or with `everywhere` every session of the account; returns
+        how many the server closed."""
+        if self.home.read(SESSION) is None and not everywhere:
+            return 0
+        path = "/api/v1/auth/logout-all" if everywhere else "/api/v1/auth/logout"
         try:
-            self.api.request("POST", "/api/v1/auth/logout")
+            answer = self.api.request("POST", path)
         except PliError:
-            pass  # an expired session is as good as closed; the local token goes either way
+            if everywhere:
+                raise  # the user must know the other sessions may still be open
+            answer = None  # an expired session is as good as closed
         finally:
             self.home.delete(SESSION)
             self._api = None
+        return int(answer["closed"]) if isinstance(answer, dict) else 1
+
+    def enable_totp(self) -> dict[str, str]:
+        """Start TOTP enrolment: {"secret", "uri"} for an authenticator app."""
+        answer: dict[str, str] = self.api.request("POST", "/api/v1/me/2fa/totp")
+        return answer
+
+    def confirm_totp(self, code: str) -> list[str]:
+        """Finish enrolment with a first code; returns the recovery codes, shown once."""
+        answer = self.api.request("POST", "/api/v1/me/2fa/totp/confirm", json={"code": code})
+        return list(answer["recovery_codes"])
+
+    def disable_totp(self, code: str) -> None:
+        self.api.request("POST", "/api/v1/me/2fa/totp/disable", json={"code": code})
+
+    def change_password(self, current: str, new: str) -> None:
+        """Change the login password; the account's other sessions are closed."""
+        self.api.request("POST", "/api/v1/me/password", json={"current": current, "new": new})
+
+    def create_token(self, name: str, scopes: Sequence[str], expires: str) -> dict[str, Any]:
+        """A new API token; its secret is in the answer's "token" and nowhere else."""
+        body = {"name": name, "scopes": list(scopes), "expires_in": expires}
+        answer: dict[str, Any] = self.api.request("POST", "/api/v1/tokens", json=body)
+        return answer
+
+    def tokens(self) -> list[dict[str, Any]]:
+        answer: list[dict[str, Any]] = self.api.request("GET", "/api/v1/tokens")
+        return answer
+
+    def revoke_token(self, token_id: str) -> None:
+        self.api.request("DELETE", f"/api/v1/tokens/{_path_part(token_id)}")
 
     # --- keys ---------------------------------------------------------------------------------
 
@@ -186,15 +230,8 @@ class Client:
             raise UsageError(
                 "escrow needs your login password, to make sure the passphrase differs"
             )
-        # Re-authenticate: the password must really be this account's login password.
-        answer = self.api.request(
-            "POST", "/api/v1/auth/login", json={"email": self.email, "password": login_password}
-        )
-        probe = Api(self.config["server"], answer["token"])
-        try:
-            probe.request("POST", "/api/v1/auth/logout")
-        finally:
-            probe.close()
+        # The password must really be this account's login password.
+        self.api.request("POST", "/api/v1/me/password/verify", json={"password": login_password})
         if passphrase == login_password:
             raise UsageError("the passphrase must not be your login password")
         bits = phrases.estimated_bits(passphrase, [self.email, login_password])
@@ -204,6 +241,34 @@ class Client:
                 f"{phrases.ESCROW_MIN_BITS:.0f} needed)",
                 hint="use a generated six-word phrase (`pli keys init --escrow --generate`)",
             )
+
+    def change_passphrase(
+        self,
+        new: str,
+        *,
+        login_password: str | None = None,
+        work_factor: int = DEFAULT_SCRYPT_WORK_FACTOR,
+    ) -> bool:
+        """Re-wrap this device's private keys under `new` (unlock with the old one first);
+        the escrowed copy on the server too, if there is one. Returns whether it was."""
+        me = self.identity
+        escrowed = any(
+            e["device"] == me.device for e in self.api.request("GET", "/api/v1/me/escrow")
+        )
+        if escrowed:
+            if work_factor < DEFAULT_SCRYPT_WORK_FACTOR:
+                raise UsageError(
+                    f"an escrowed key needs the full work factor ({DEFAULT_SCRYPT_WORK_FACTOR})"
+                )
+            self._check_escrow_passphrase(new, login_password)
+        elif not new:
+            raise UsageError("the passphrase must not be empty")
+        sealed = me.seal(new, work_factor)
+        if escrowed:
+            body = {"escrow": base64.b64encode(sealed).decode("ascii")}
+            self.api.request("PUT", f"/api/v1/devices/{me.device}/escrow", json=body)
+        self.home.write(IDENTITY, sealed)
+        return escrowed
 
     def public_bundle(self) -> PublicBundle:
         signed = self.home.read_json(DEVICE)

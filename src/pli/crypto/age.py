@@ -110,7 +110,11 @@ class Recipient:
     def parse(cls, text: str) -> Recipient:
         if text != text.lower():
             raise CryptoError("malformed age recipient")
-        return cls(_bech32_decode(text, "age"))
+        public = _bech32_decode(text, "age")
+        # A small-order point gives an all-zero shared secret, which age forbids: refused here,
+        # when the key is read, rather than when someone first tries to encrypt to it.
+        _exchange_with(X25519PrivateKey.generate(), public)
+        return cls(public)
 
     def __str__(self) -> str:
         return _bech32_encode("age", self.public)
@@ -174,10 +178,17 @@ def _exchange(key: X25519PrivateKey, share: bytes) -> bytes:
         raise DecryptError("malformed X25519 recipient stanza") from exc
 
 
+def _exchange_with(key: X25519PrivateKey, public: bytes) -> bytes:
+    try:
+        return key.exchange(X25519PublicKey.from_public_bytes(public))
+    except ValueError as exc:  # a small-order point: the shared secret would be all zeros
+        raise CryptoError("unusable age recipient") from exc
+
+
 def x25519_stanza(recipient: Recipient, file_key: bytes) -> Stanza:
     ephemeral = X25519PrivateKey.generate()
     share = ephemeral.public_key().public_bytes_raw()
-    shared = ephemeral.exchange(X25519PublicKey.from_public_bytes(recipient.public))
+    shared = _exchange_with(ephemeral, recipient.public)
     key = hkdf_sha256(shared, share + recipient.public, _X25519_INFO)
     body = ChaCha20Poly1305(key).encrypt(_ZERO_NONCE, file_key, None)
     return Stanza("X25519", (b64encode(share),), body)

@@ -12,9 +12,12 @@ from starlette.concurrency import run_in_threadpool
 
 from pli import __version__
 from pli.server import problems
+from pli.server.admin.routes import router as admin_router
+from pli.server.auth import tokens
 from pli.server.auth.routes import router as auth_router
 from pli.server.config import Settings
 from pli.server.keys.routes import router as keys_router
+from pli.server.ratelimit import LoginGuard, MemoryCounters, RedisCounters
 from pli.server.transfers import service as transfers
 from pli.server.transfers.routes import router as transfers_router
 from pli.store.blobs import LocalBlobStore
@@ -44,12 +47,18 @@ def create_app(settings: Settings) -> FastAPI:
         lifespan=lifespan,
         docs_url=None,
         redoc_url=None,
+        responses=problems.RESPONSES,
+        max_body_size=settings.max_request_body,  # 413 above; uploads set their own bound
     )
     app.state.settings, app.state.db, app.state.blobs = settings, db, blobs
+    app.state.token_key = tokens.load_key(settings.data_dir, settings.token_key_hex)
+    counters = RedisCounters(settings.redis_url) if settings.redis_url else MemoryCounters()
+    app.state.login_guard = LoginGuard(counters, settings.login_policy)
     problems.install(app)
     app.include_router(auth_router)
     app.include_router(keys_router)
     app.include_router(transfers_router)
+    app.include_router(admin_router)
 
     @app.get("/healthz", tags=["health"])
     def healthz() -> dict[str, str]:

@@ -1,17 +1,25 @@
-"""Dependencies every route shares: the database session and the authenticated caller."""
+"""Dependencies every route shares: the database session and the authenticated caller.
+
+A caller is a `Principal`: a user with either a login session (every scope) or an API token
+(only the scopes it was made with). Routes ask for what they need — `Sender`, `Receiver`,
+`User` (any caller) or `LoggedIn` (a login session, never a token) — so a route cannot forget
+to check a token's scope.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import ipaddress
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from typing import Annotated
 
 from fastapi import Depends, Request
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from pli.errors import AuthError
-from pli.server.auth.service import token_hash
+from pli.errors import AuthError, ForbiddenError
+from pli.server.auth import service, tokens
 from pli.server.config import Settings
+from pli.server.ratelimit import LoginGuard
 from pli.store import models
 from pli.store.blobs import BlobStore
 from pli.store.db import Database
@@ -33,6 +41,13 @@ def db(request: Request) -> Iterator[Session]:
         yield session
 
 
+@dataclass(frozen=True)
+class Principal:
+    user: models.User
+    session: models.Session | None  # None when the caller used an API token
+    scopes: frozenset[str]
+
+
 def _bearer(request: Request) -> str:
     header = request.headers.get("authorization", "")
     scheme, _, token = header.partition(" ")
@@ -41,30 +56,98 @@ def _bearer(request: Request) -> str:
     return token.strip()
 
 
-def current_session(
+def principal(
     request: Request,
     session: Annotated[Session, Depends(db)],
     config: Annotated[Settings, Depends(settings)],
-) -> models.Session:
-    # Looked up by the hash of a 256-bit random token: no timing on the secret itself.
-    stmt = select(models.Session).where(models.Session.token_hash == token_hash(_bearer(request)))
-    found = session.scalars(stmt).first()
-    if found is None or found.expires_at <= config.clock():
-        raise AuthError("your session has expired or is invalid: log in again")
-    return found
+) -> Principal:
+    token, now = _bearer(request), config.clock()
+    login: models.Session | None = None
+    if token.startswith(tokens.API_TOKEN_PREFIX):
+        row = tokens.find(session, token, now=now, key=token_key(request))
+        user_id, scopes = row.user_id, frozenset(row.scopes.split())
+    else:
+        login = service.find_session(session, token, now=now, idle=config.session_idle)
+        user_id, scopes = login.user_id, frozenset(tokens.SCOPES)
+    user = session.get(models.User, user_id)
+    if user is None or user.disabled_at is not None:
+        raise AuthError("this account is disabled or no longer exists")
+    if config.require_2fa and user.totp_enabled_at is None and not _enrolling(request):
+        raise ForbiddenError("this server requires a second factor: run `pli 2fa enable` first")
+    return Principal(user, login, scopes)
 
 
-def current_user(
-    auth: Annotated[models.Session, Depends(current_session)],
-    session: Annotated[Session, Depends(db)],
-) -> models.User:
-    user = session.get(models.User, auth.user_id)
-    if user is None:
-        raise AuthError("your session has expired or is invalid: log in again")
-    return user
+# What an account without the second factor the policy requires may still do: enrol one.
+_ENROLMENT = ("/api/v1/me/2fa/", "/api/v1/auth/logout")
+
+
+def _enrolling(request: Request) -> bool:
+    return request.url.path.startswith(_ENROLMENT) or request.url.path == "/api/v1/me"
+
+
+def client_address(request: Request) -> str:
+    """The socket's peer, unless that peer is a trusted proxy: then the nearest address in
+    X-Forwarded-For that is not itself a trusted proxy. No header is believed otherwise."""
+    peer = request.client.host if request.client else "unknown"
+    trusted = [ipaddress.ip_network(n) for n in settings(request).trusted_proxies]
+    if not _within(peer, trusted):
+        return peer
+    forwarded = request.headers.get("x-forwarded-for", "")
+    for hop in reversed([h.strip() for h in forwarded.split(",") if h.strip()]):
+        if not _within(hop, trusted):
+            return hop
+    return peer
+
+
+def _within(address: str, networks: list[ipaddress.IPv4Network | ipaddress.IPv6Network]) -> bool:
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return False
+    return any(ip in network for network in networks)
+
+
+def login_guard(request: Request) -> LoginGuard:
+    value: LoginGuard = request.app.state.login_guard
+    return value
+
+
+def token_key(request: Request) -> bytes:
+    value: bytes = request.app.state.token_key
+    return value
+
+
+def current_user(caller: Annotated[Principal, Depends(principal)]) -> models.User:
+    return caller.user
+
+
+def require(caller: Principal, scope: str) -> models.User:
+    if scope not in caller.scopes:
+        raise ForbiddenError(f"this API token does not allow '{scope}'")
+    return caller.user
+
+
+def _scoped(scope: str) -> Callable[[Principal], models.User]:
+    def check(caller: Annotated[Principal, Depends(principal)]) -> models.User:
+        return require(caller, scope)
+
+    return check
+
+
+def logged_in(caller: Annotated[Principal, Depends(principal)]) -> Principal:
+    if caller.session is None:
+        raise ForbiddenError("this needs a login session: API tokens cannot do it")
+    return caller
 
 
 DB = Annotated[Session, Depends(db)]
-User = Annotated[models.User, Depends(current_user)]
 Config = Annotated[Settings, Depends(settings)]
 Blobs = Annotated[BlobStore, Depends(blobs)]
+TokenKey = Annotated[bytes, Depends(token_key)]
+Guard = Annotated[LoginGuard, Depends(login_guard)]
+Caller = Annotated[Principal, Depends(principal)]
+User = Annotated[models.User, Depends(current_user)]
+Sender = Annotated[models.User, Depends(_scoped("send"))]
+Receiver = Annotated[models.User, Depends(_scoped("receive"))]
+Administrator = Annotated[models.User, Depends(_scoped("admin"))]
+LoggedIn = Annotated[Principal, Depends(logged_in)]

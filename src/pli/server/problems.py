@@ -3,16 +3,51 @@
 from __future__ import annotations
 
 import logging
+from http import HTTPStatus
+from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel
 from starlette.exceptions import HTTPException
 
 from pli.errors import PliError
 
 PROBLEM = "application/problem+json"
 log = logging.getLogger("pli.server")
+
+
+class Problem(BaseModel):
+    """An error, as RFC 9457 describes it: every 4xx and 5xx answer of the API has this body."""
+
+    type: str
+    title: str
+    status: int
+    detail: str
+
+
+# The statuses the API answers with a problem, declared once for every operation (see app.py),
+# so the OpenAPI document describes the error answers as well as the successful ones.
+_STATUSES = {
+    400: "Malformed request",
+    401: "Not authenticated",
+    403: "Forbidden",
+    404: "Not found, or not yours to know about",
+    409: "Conflict with the current state",
+    410: "Expired or revoked",
+    413: "Too large",
+    422: "Invalid request",
+    429: "Too many attempts: try again later",
+    500: "Internal error",
+}
+RESPONSES: dict[int | str, dict[str, Any]] = {
+    status: {
+        "description": description,
+        "content": {PROBLEM: {"schema": Problem.model_json_schema()}},
+    }
+    for status, description in _STATUSES.items()
+}
 
 
 def problem(status: int, title: str, detail: str) -> JSONResponse:
@@ -31,7 +66,7 @@ async def _pli_error(_request: Request, exc: Exception) -> JSONResponse:
 async def _http_error(_request: Request, exc: Exception) -> JSONResponse:
     if not isinstance(exc, HTTPException):
         return await _unexpected(_request, exc)
-    return problem(exc.status_code, "Error", str(exc.detail))
+    return problem(exc.status_code, HTTPStatus(exc.status_code).phrase, str(exc.detail))
 
 
 async def _validation_error(_request: Request, exc: Exception) -> JSONResponse:

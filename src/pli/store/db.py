@@ -12,7 +12,7 @@ from alembic.config import Config
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.orm import Session, sessionmaker
 
-from pli.errors import ConfigError
+from pli.errors import ConfigError, UsageError
 
 _MIGRATIONS = Path(__file__).with_name("migrations")
 
@@ -33,8 +33,24 @@ def make_engine(url: str) -> Engine:
     if url.startswith("sqlite"):
         engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
         event.listen(engine, "connect", _sqlite_pragmas)
-        return engine
-    return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20)
+    else:
+        engine = create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20)
+    event.listen(engine, "before_cursor_execute", _refuse_nul)
+    return engine
+
+
+def _refuse_nul(
+    _conn: Any, _cursor: Any, _statement: str, parameters: Any, _context: Any, _many: bool
+) -> None:
+    """PostgreSQL cannot store U+0000 in text and fails the query with a server error: any
+    client text that reaches a query with one is refused as a bad request, on both backends."""
+    rows = parameters if isinstance(parameters, list | tuple) else [parameters]
+    for row in rows:
+        values = (
+            row.values() if isinstance(row, dict) else row if isinstance(row, list | tuple) else ()
+        )
+        if any(isinstance(v, str) and "\x00" in v for v in values):
+            raise UsageError("text cannot contain NUL characters")
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:

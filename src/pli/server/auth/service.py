@@ -13,13 +13,16 @@ from sqlalchemy import delete, select
 from sqlalchemy.exc import IntegrityError as DBIntegrityError
 from sqlalchemy.orm import Session
 
-from pli.errors import AuthError, ConflictError, UsageError
+from pli.errors import AuthError, ConflictError, NotFoundError, UsageError
+from pli.server.auth.passwords import check_password
 from pli.store import models
 
 # OWASP's password storage guidance for argon2id: 19 MiB, 2 iterations, 1 lane. Kept at
 # that rather than RFC 9106's 64 MiB so a burst of logins cannot exhaust the server's memory.
 _hasher = PasswordHasher(time_cost=2, memory_cost=19 * 1024, parallelism=1)
 TOKEN_PREFIX = "plis_"  # noqa: S105  (a prefix for secret scanners, not a secret)
+# A session's last use is written at most this often: not one database write per request.
+_TOUCH_EVERY = timedelta(seconds=60)
 
 
 def token_hash(token: str) -> str:
@@ -39,19 +42,18 @@ def normalize_email(email: str) -> str:
     local, at, domain = email.partition("@")
     if not at or not local or not domain or len(email) > 254 or any(c.isspace() for c in email):
         raise UsageError(f"{email!r} is not an email address")
+    if not email.isprintable():  # controls, NUL, invisible format characters, lone surrogates
+        raise UsageError(f"{email!r} is not an email address")
     return email
 
 
 def create_user(
     session: Session, email: str, password: str, *, is_admin: bool, now: datetime
 ) -> models.User:
-    if len(password) < 12:
-        raise UsageError("the password must have at least 12 characters")
+    email = normalize_email(email)
+    check_password(password, email)
     user = models.User(
-        email=normalize_email(email),
-        password_hash=_hasher.hash(password),
-        is_admin=is_admin,
-        created_at=now,
+        email=email, password_hash=_hasher.hash(password), is_admin=is_admin, created_at=now
     )
     session.add(user)
     try:
@@ -59,6 +61,13 @@ def create_user(
     except DBIntegrityError as exc:
         session.rollback()
         raise ConflictError(f"an account for {user.email} already exists") from exc
+    return user
+
+
+def find_user(session: Session, email: str) -> models.User:
+    user = session.scalars(select(models.User).where(models.User.email == email.lower())).first()
+    if user is None:
+        raise NotFoundError(f"there is no account for {email}")
     return user
 
 
@@ -70,6 +79,12 @@ def authenticate(session: Session, email: str, password: str) -> models.User:
         raise AuthError("wrong email or password") from exc
     if user is None:
         raise AuthError("wrong email or password")
+    if user.disabled_at is not None:
+        # Only after the password checked out: a guesser learns nothing about the account.
+        raise AuthError("this account is disabled: ask an administrator")
+    if _hasher.check_needs_rehash(user.password_hash):
+        user.password_hash = _hasher.hash(password)
+        session.commit()
     return user
 
 
@@ -80,13 +95,69 @@ def open_session(
     expires = now + ttl
     session.add(
         models.Session(
-            user_id=user.id, token_hash=token_hash(token), created_at=now, expires_at=expires
+            user_id=user.id,
+            token_hash=token_hash(token),
+            created_at=now,
+            expires_at=expires,
+            last_seen_at=now,
         )
     )
     session.commit()
     return token, expires
 
 
+def find_session(session: Session, token: str, *, now: datetime, idle: timedelta) -> models.Session:
+    """The live session for `token`, touched; expired or idle ones are deleted on sight."""
+    found = session.scalars(
+        select(models.Session).where(models.Session.token_hash == token_hash(token))
+    ).first()
+    if found is None:
+        raise AuthError("your session has expired or is invalid: log in again")
+    if found.expires_at <= now or found.last_seen_at + idle <= now:
+        session.delete(found)
+        session.commit()
+        raise AuthError("your session has expired: log in again")
+    if now - found.last_seen_at > _TOUCH_EVERY:
+        found.last_seen_at = now
+        session.commit()
+    return found
+
+
 def close_session(session: Session, auth: models.Session) -> None:
     session.execute(delete(models.Session).where(models.Session.id == auth.id))
     session.commit()
+
+
+def close_all_sessions(session: Session, user: models.User) -> int:
+    result = session.execute(delete(models.Session).where(models.Session.user_id == user.id))
+    session.commit()
+    return int(getattr(result, "rowcount", 0) or 0)
+
+
+def change_password(
+    session: Session, user: models.User, current: str, new: str, *, keep: models.Session | None
+) -> None:
+    """Change the password; every other session of the account is closed."""
+    try:
+        _hasher.verify(user.password_hash, current)
+    except (VerificationError, InvalidHashError) as exc:
+        raise AuthError("the current password is wrong") from exc
+    check_password(new, user.email)
+    if new == current:
+        raise UsageError("the new password is the same as the current one")
+    user.password_hash = _hasher.hash(new)
+    stmt = delete(models.Session).where(models.Session.user_id == user.id)
+    if keep is not None:
+        stmt = stmt.where(models.Session.id != keep.id)
+    session.execute(stmt)
+    session.commit()
+
+
+def set_disabled(session: Session, email: str, *, disabled: bool, now: datetime) -> models.User:
+    """Disable (closing every session) or re-enable an account."""
+    user = find_user(session, email)
+    user.disabled_at = now if disabled else None
+    if disabled:
+        session.execute(delete(models.Session).where(models.Session.user_id == user.id))
+    session.commit()
+    return user

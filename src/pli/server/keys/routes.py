@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import base64
-import binascii
 from typing import Any
 
 from fastapi import APIRouter
@@ -33,11 +32,11 @@ class EscrowedKey(BaseModel):
 
 @router.post("/devices", status_code=201)
 def publish(
-    body: PublishRequest, user: deps.User, session: deps.DB, config: deps.Config
+    body: PublishRequest, caller: deps.LoggedIn, session: deps.DB, config: deps.Config
 ) -> DeviceKeys:
     escrow = _b64(body.escrow) if body.escrow is not None else None
-    service.publish(session, user, body.bundle, escrow, now=config.clock())
-    return DeviceKeys(email=user.email, devices=service.bundles_of(session, user))
+    service.publish(session, caller.user, body.bundle, escrow, now=config.clock())
+    return DeviceKeys(email=caller.user.email, devices=service.bundles_of(session, caller.user))
 
 
 @router.get("/users/{email}/devices")
@@ -47,16 +46,27 @@ def devices(email: str, _user: deps.User, session: deps.DB) -> DeviceKeys:
 
 
 @router.get("/me/escrow")
-def escrowed(user: deps.User, session: deps.DB) -> list[EscrowedKey]:
+def escrowed(caller: deps.LoggedIn, session: deps.DB) -> list[EscrowedKey]:
     return [
         EscrowedKey(device=d.id, escrow=base64.b64encode(d.escrow).decode("ascii"))
-        for d in service.devices_of(session, user)
+        for d in service.devices_of(session, caller.user)
         if d.escrow is not None
     ]
+
+
+class EscrowUpdate(BaseModel):
+    escrow: str = Field(max_length=128 << 10, description="base64 age file")
+
+
+@router.put("/devices/{device_id}/escrow", status_code=204)
+def replace_escrow(
+    device_id: str, body: EscrowUpdate, caller: deps.LoggedIn, session: deps.DB
+) -> None:
+    service.set_escrow(session, caller.user, device_id, _b64(body.escrow))
 
 
 def _b64(text: str) -> bytes:
     try:
         return base64.b64decode(text, validate=True)
-    except binascii.Error as exc:
+    except ValueError as exc:  # binascii.Error, or a str that is not ASCII at all
         raise UsageError("escrow must be base64") from exc

@@ -66,3 +66,14 @@ def devices_of(session: Session, user: models.User) -> list[models.Device]:
 
 def bundles_of(session: Session, user: models.User) -> list[dict[str, object]]:
     return [json.loads(d.bundle) for d in devices_of(session, user)]
+
+
+def set_escrow(session: Session, user: models.User, device_id: str, escrow: bytes) -> None:
+    """Replace the escrowed private bundle of one of the user's own devices."""
+    device = session.get(models.Device, device_id)
+    if device is None or device.user_id != user.id:
+        raise NotFoundError("no such device of yours")
+    if not escrow or len(escrow) > MAX_ESCROW_BYTES:
+        raise UsageError("the escrowed key is empty or too large")
+    device.escrow = escrow
+    session.commit()

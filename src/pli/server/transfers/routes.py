@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import base64
-import binascii
 from datetime import datetime
 from typing import Literal
 
@@ -15,6 +14,7 @@ from starlette.concurrency import run_in_threadpool
 from pli.durations import parse_duration
 from pli.errors import TooLargeError, UsageError
 from pli.server import deps
+from pli.server.config import MAX_FILE_SIZE_CEILING
 from pli.server.transfers import service
 from pli.store.blobs import BlobWriter
 
@@ -65,7 +65,7 @@ def _out(view: service.TransferView) -> TransferOut:
 
 @router.post("", status_code=201)
 def create(
-    body: CreateRequest, user: deps.User, session: deps.DB, config: deps.Config
+    body: CreateRequest, user: deps.Sender, session: deps.DB, config: deps.Config
 ) -> TransferOut:
     expires_in = parse_duration(body.expires_in) if body.expires_in else config.default_expiry
     view = service.create(
@@ -82,26 +82,31 @@ def create(
 
 @router.get("")
 def listing(
-    user: deps.User,
+    caller: deps.Caller,
     session: deps.DB,
     config: deps.Config,
     box: Literal["inbox", "outbox"] = "inbox",
     limit: int = Query(default=50, ge=1, le=500),
 ) -> list[TransferOut]:
+    user = deps.require(caller, "send" if box == "outbox" else "receive")
     return [_out(v) for v in service.listing(session, user, box, now=config.clock(), limit=limit)]
 
 
 @router.get("/{transfer_id}")
-def show(transfer_id: str, user: deps.User, session: deps.DB, config: deps.Config) -> TransferOut:
+def show(
+    transfer_id: str, user: deps.Receiver, session: deps.DB, config: deps.Config
+) -> TransferOut:
     return _out(service.get_visible(session, user, transfer_id, now=config.clock()))
 
 
-@router.put("/{transfer_id}/files/{file_id}")
+# The framework's body limit (PLI's 8 MiB for JSON) is lifted to the ceiling of any configured
+# file size here; the configured `max_file_size` itself is enforced below, while streaming.
+@router.put("/{transfer_id}/files/{file_id}", max_body_size=MAX_FILE_SIZE_CEILING)
 async def upload(
     transfer_id: str,
     file_id: str,
     request: Request,
-    user: deps.User,
+    user: deps.Sender,
     session: deps.DB,
     config: deps.Config,
     blobs: deps.Blobs,
@@ -109,6 +114,9 @@ async def upload(
     row = await run_in_threadpool(
         service.upload_target, session, user, transfer_id, file_id, now=config.clock()
     )
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > config.max_file_size:
+        raise TooLargeError("the file is larger than this server accepts")
     writer = await run_in_threadpool(blobs.writer)
     try:
         await _receive(request, writer, config.max_file_size)
@@ -124,23 +132,23 @@ async def _receive(request: Request, writer: BlobWriter, limit: int) -> None:
     batch = bytearray()
     async for chunk in request.stream():
         batch += chunk
+        if writer.size + len(batch) > limit:  # checked before anything over the limit is written
+            raise TooLargeError("the file is larger than this server accepts")
         if len(batch) >= UPLOAD_BATCH:
             # One executor job per large batch: write and hash together, off the event loop.
             await run_in_threadpool(writer.write, batch)
             batch = bytearray()
-            if writer.size > limit:
-                raise TooLargeError("the file is larger than this server accepts")
     if batch:
         await run_in_threadpool(writer.write, batch)
 
 
 @router.post("/{transfer_id}/seal")
 def seal(
-    transfer_id: str, body: SealRequest, user: deps.User, session: deps.DB, config: deps.Config
+    transfer_id: str, body: SealRequest, user: deps.Sender, session: deps.DB, config: deps.Config
 ) -> TransferOut:
     try:
         manifest = base64.b64decode(body.manifest, validate=True)
-    except binascii.Error as exc:
+    except ValueError as exc:  # binascii.Error, or a str that is not ASCII at all
         raise UsageError("the manifest must be base64") from exc
     return _out(service.seal(session, user, transfer_id, manifest, now=config.clock()))
 
@@ -149,7 +157,7 @@ def seal(
 def download(
     transfer_id: str,
     file_id: str,
-    user: deps.User,
+    user: deps.Receiver,
     session: deps.DB,
     config: deps.Config,
     blobs: deps.Blobs,
@@ -165,6 +173,6 @@ def download(
 
 @router.delete("/{transfer_id}", status_code=204)
 def revoke(
-    transfer_id: str, user: deps.User, session: deps.DB, config: deps.Config, blobs: deps.Blobs
+    transfer_id: str, user: deps.Sender, session: deps.DB, config: deps.Config, blobs: deps.Blobs
 ) -> None:
     service.revoke(session, blobs, user, transfer_id, now=config.clock())
