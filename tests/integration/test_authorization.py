@@ -4,6 +4,7 @@ in the table fails the test, so a new route cannot ship without its authorizatio
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 
 import httpx
@@ -174,4 +175,50 @@ def test_authorization_matrix(
         # After revocation, even the recipient is told the transfer is gone.
         gone = http.get(f"/api/v1/transfers/{ids['transfer_id']}", headers=_auth(tokens["sender"]))
         assert gone.status_code in (401, 410)
+    assert failures == []
+
+
+# Routes of one transfer, for a transfer that has ended: parties are told it is gone (410),
+# anyone else that it does not exist (404). In ("other", "recipient", "sender") order.
+ENDED: dict[tuple[str, str], tuple[int, int, int]] = {
+    ("GET", f"/api/v1/transfers/{T}"): (404, 410, 410),
+    ("GET", f"/api/v1/transfers/{T}/files/{F}"): (404, 410, 410),
+    ("PUT", f"/api/v1/transfers/{T}/files/{F}"): (404, 410, 410),
+    ("POST", f"/api/v1/transfers/{T}/seal"): (404, 410, 410),
+    ("DELETE", f"/api/v1/transfers/{T}"): (404, 410, 410),
+}
+
+
+def test_every_transfer_route_has_an_entry_for_ended_transfers() -> None:
+    assert set(ENDED) == {route for route in MATRIX if "{transfer_id}" in route[1]}
+
+
+@pytest.mark.parametrize("ending", ["revoked", "expired"])
+def test_ended_transfers(sqlite_server: Server, tmp_path: Path, ending: str) -> None:
+    alice = make_user(sqlite_server, tmp_path, "alice")
+    bob = make_user(sqlite_server, tmp_path, "bob")
+    carol = make_user(sqlite_server, tmp_path, "carol")
+    source = tmp_path / "f.txt"
+    source.write_bytes(b"x")
+    transfer = alice.send(source, to=bob.email, extra=("--expires", "2s"))
+    shown = httpx.get(
+        f"{sqlite_server.url}/api/v1/transfers/{transfer}", headers=_auth(_token(bob))
+    ).json()
+    ids = {"transfer_id": transfer, "file_id": shown["files"][0]["id"]}
+    if ending == "revoked":
+        alice.ok("revoke", transfer)
+    else:
+        time.sleep(2.5)
+    failures = []
+    with httpx.Client(base_url=sqlite_server.url, timeout=30) as http:
+        for (method, template), expected in ENDED.items():
+            for user, status in zip((carol, bob, alice), expected, strict=True):
+                got = http.request(
+                    method,
+                    template.format(**ids),
+                    headers=_auth(_token(user)),
+                    json=BODIES.get((method, template)),
+                )
+                if got.status_code != status:
+                    failures.append(f"{method} {template} as {user.email}: {got.status_code}")
     assert failures == []
