@@ -46,6 +46,13 @@ err = Console(stderr=True, highlight=False, soft_wrap=True)
 out = Console(highlight=False, soft_wrap=True)
 
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")]
+GenerateOpt = Annotated[
+    bool, typer.Option("--generate", help="Generate a six-word passphrase and print it once.")
+]
+WorkFactorOpt = Annotated[
+    int,
+    typer.Option(envvar="PLI_KDF_WORK_FACTOR", min=10, max=20, help="scrypt work factor (log2)."),
+]
 
 
 def secret(env: str, prompt: str, *, confirm: bool = False) -> str:
@@ -301,29 +308,27 @@ def token_revoke(token_id: Annotated[str, typer.Argument(metavar="ID")]) -> None
 # --- keys -----------------------------------------------------------------------------------
 
 
+def _new_passphrase(generate: bool, env: str) -> str:
+    """A generated six-word phrase, printed once, or one from `env` or typed twice."""
+    if not generate:
+        return secret(env, "New passphrase for this device's keys", confirm=True)
+    from pli.crypto import passphrase as phrases  # noqa: PLC0415  (loads a word list)
+
+    chosen = phrases.generate()
+    err.print(f"Your passphrase (write it down; it is not shown again):\n  {chosen}")
+    return chosen
+
+
 @keys_app.command("init")
 def keys_init(
     escrow: Annotated[
         bool, typer.Option("--escrow", help="Also leave the encrypted private keys on the server.")
     ] = False,
-    generate: Annotated[
-        bool, typer.Option("--generate", help="Generate a six-word passphrase and print it once.")
-    ] = False,
-    work_factor: Annotated[
-        int,
-        typer.Option(
-            envvar="PLI_KDF_WORK_FACTOR", min=10, max=20, help="scrypt work factor (log2)."
-        ),
-    ] = 18,
+    generate: GenerateOpt = False,
+    work_factor: WorkFactorOpt = 18,
 ) -> None:
     """Create this device's keys and publish the public half."""
-    from pli.crypto import passphrase as phrases  # noqa: PLC0415
-
-    if generate:
-        chosen = phrases.generate()
-        err.print(f"Your passphrase (write it down; it is not shown again):\n  {chosen}")
-    else:
-        chosen = secret("PLI_PASSPHRASE", "New passphrase for this device's keys", confirm=True)
+    chosen = _new_passphrase(generate, "PLI_PASSPHRASE")
     login_password = (
         secret("PLI_PASSWORD", "Your login password (to check they differ)") if escrow else None
     )
@@ -336,27 +341,14 @@ def keys_init(
 
 @keys_app.command("passphrase")
 def keys_passphrase(
-    generate: Annotated[
-        bool, typer.Option("--generate", help="Generate a six-word passphrase and print it once.")
-    ] = False,
-    work_factor: Annotated[
-        int,
-        typer.Option(
-            envvar="PLI_KDF_WORK_FACTOR", min=10, max=20, help="scrypt work factor (log2)."
-        ),
-    ] = 18,
+    generate: GenerateOpt = False,
+    work_factor: WorkFactorOpt = 18,
 ) -> None:
     """Change the passphrase of this device's keys (and of their escrowed copy, if any).
     Old one from PLI_PASSPHRASE, new one from PLI_NEW_PASSPHRASE, or prompts."""
-    from pli.crypto import passphrase as phrases  # noqa: PLC0415
-
     with client() as c:
         unlocked(c)
-        if generate:
-            new = phrases.generate()
-            err.print(f"Your new passphrase (write it down; it is not shown again):\n  {new}")
-        else:
-            new = secret("PLI_NEW_PASSPHRASE", "New passphrase", confirm=True)
+        new = _new_passphrase(generate, "PLI_NEW_PASSPHRASE")
         password = os.environ.get("PLI_PASSWORD")
         escrowed = c.change_passphrase(new, login_password=password, work_factor=work_factor)
     err.print("passphrase changed" + (", here and in the escrowed copy" if escrowed else ""))

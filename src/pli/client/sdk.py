@@ -206,11 +206,7 @@ class Client:
         if self.home.read(IDENTITY) is not None:
             raise UsageError("this device already has keys", hint="`pli keys show` prints them")
         if escrow:
-            if work_factor < DEFAULT_SCRYPT_WORK_FACTOR:
-                raise UsageError(
-                    f"an escrowed key needs the full work factor ({DEFAULT_SCRYPT_WORK_FACTOR})"
-                )
-            self._check_escrow_passphrase(passphrase, login_password)
+            self._check_escrow(passphrase, login_password, work_factor)
         elif not passphrase:
             raise UsageError("the passphrase must not be empty")
         identity = DeviceIdentity.generate(self.email)
@@ -225,7 +221,13 @@ class Client:
         self._identity = identity
         return bundle
 
-    def _check_escrow_passphrase(self, passphrase: str, login_password: str | None) -> None:
+    def _check_escrow(self, passphrase: str, login_password: str | None, work_factor: int) -> None:
+        """An escrowed copy can be attacked offline by whoever copies the server: it needs the
+        full work factor and a strong passphrase that is not the login password."""
+        if work_factor < DEFAULT_SCRYPT_WORK_FACTOR:
+            raise UsageError(
+                f"an escrowed key needs the full work factor ({DEFAULT_SCRYPT_WORK_FACTOR})"
+            )
         if login_password is None:
             raise UsageError(
                 "escrow needs your login password, to make sure the passphrase differs"
@@ -256,11 +258,7 @@ class Client:
             e["device"] == me.device for e in self.api.request("GET", "/api/v1/me/escrow")
         )
         if escrowed:
-            if work_factor < DEFAULT_SCRYPT_WORK_FACTOR:
-                raise UsageError(
-                    f"an escrowed key needs the full work factor ({DEFAULT_SCRYPT_WORK_FACTOR})"
-                )
-            self._check_escrow_passphrase(new, login_password)
+            self._check_escrow(new, login_password, work_factor)
         elif not new:
             raise UsageError("the passphrase must not be empty")
         sealed = me.seal(new, work_factor)

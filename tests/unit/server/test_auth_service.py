@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import pytest
 from sqlalchemy.orm import Session
@@ -12,18 +10,8 @@ from sqlalchemy.orm import Session
 from pli.errors import AuthError, ConflictError, UsageError
 from pli.server.auth import service
 from pli.store import models
-from pli.store.db import Database, make_engine, migrate
 
 NOW = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
-
-
-@pytest.fixture
-def session(tmp_path: Path) -> Iterator[Session]:
-    engine = make_engine(f"sqlite:///{tmp_path / 'pli.db'}")
-    migrate(engine)
-    with Database(engine).session() as db:
-        yield db
-    engine.dispose()
 
 
 def test_passwords_are_stored_as_argon2id_hashes(session: Session) -> None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -12,19 +11,9 @@ from sqlalchemy.orm import Session
 from pli.errors import AuthError, ConfigError, ForbiddenError, NotFoundError, UsageError
 from pli.server.auth import service, tokens
 from pli.store import models
-from pli.store.db import Database, make_engine, migrate
 
 NOW = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
 KEY = bytes(range(32))
-
-
-@pytest.fixture
-def session(tmp_path: Path) -> Iterator[Session]:
-    engine = make_engine(f"sqlite:///{tmp_path / 'pli.db'}")
-    migrate(engine)
-    with Database(engine).session() as db:
-        yield db
-    engine.dispose()
 
 
 def _user(session: Session, email: str = "a@example.org", *, admin: bool = False) -> models.User:
