@@ -267,3 +267,23 @@ def test_chunk_level_tampering(trio: tuple[User, User, User], tmp_path: Path, da
     }[damage]
     blob.write_bytes(head + b"".join(changed))
     refused(bob, transfer, tmp_path / "out", "error: ")
+
+
+def test_server_serving_an_old_key_set_is_refused(
+    trio: tuple[User, User, User], tmp_path: Path
+) -> None:
+    """Bob adds a device, Alice accepts it; a server that then rolls Bob's keys back to the
+    old set (to drop the device it cannot read, say) is refused like any other change."""
+    alice, bob, _ = trio
+    alice.send(source(tmp_path, "first.csv", b"1"), to=bob.email)
+    tablet = User(bob.email, tmp_path / "home-bob-tablet", bob.server)
+    tablet.ok("login", bob.server.url, "--email", bob.email)
+    tablet.ok("keys", "init")
+    alice.ok("keys", "trust", bob.email, "--yes")
+    alice.send(source(tmp_path, "second.csv", b"2"), to=bob.email)
+    new_device = json.loads((tablet.home / "device.json").read_text())["doc"]["device"]
+    with database(alice.server) as db:
+        db.execute("DELETE FROM devices WHERE id = ?", (new_device,))
+    result = alice.run("send", str(source(tmp_path, "third.csv", b"3")), "--to", bob.email)
+    assert result.returncode == 1
+    assert f"the keys of {bob.email} have changed" in result.stderr
