@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import secrets
@@ -165,6 +166,16 @@ def start_server(
     url = f"http://127.0.0.1:{port}"
     _wait_healthy(url, process, log)
     return Server(url, data, log, env, process, database_url)
+
+
+@contextlib.contextmanager
+def running_server(tmp: Path, env: dict[str, str]) -> Iterator[Server]:
+    """A SQLite server with extra environment, stopped however the block ends."""
+    server = start_server(tmp, None, env)
+    try:
+        yield server
+    finally:
+        stop_server(server)
 
 
 def stop_server(server: Server) -> None:

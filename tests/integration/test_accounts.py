@@ -13,7 +13,7 @@ import pytest
 from pli.client.sdk import Client
 from pli.crypto.identity import DeviceIdentity
 from pli.errors import PliError
-from tests.integration.conftest import Server, User, make_user, start_server, stop_server
+from tests.integration.conftest import Server, User, make_user, running_server
 
 NEW_PASSWORD = "another long passphrase 2026"
 
@@ -98,9 +98,8 @@ def test_api_tokens_are_scoped_shown_once_and_stored_as_hmacs(
 
 @pytest.fixture
 def brief_sessions(tmp_path: Path) -> Iterator[Server]:
-    server = start_server(tmp_path, None, {"PLI_SESSION_IDLE": "2s", "PLI_SESSION_TTL": "4s"})
-    yield server
-    stop_server(server)
+    with running_server(tmp_path, {"PLI_SESSION_IDLE": "2s", "PLI_SESSION_TTL": "4s"}) as server:
+        yield server
 
 
 def test_sessions_end_when_idle_and_at_their_absolute_limit(

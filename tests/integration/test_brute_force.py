@@ -11,7 +11,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.integration.conftest import PASSWORD, Server, start_server, stop_server
+from tests.integration.conftest import PASSWORD, Server, running_server, start_server, stop_server
 
 LIMITS = {"PLI_LOGIN_MAX_FAILURES": "3", "PLI_LOGIN_REFUSE_AFTER": "5"}
 
@@ -43,9 +43,8 @@ def _account(server: Server) -> str:
 
 @pytest.fixture
 def guarded(tmp_path: Path) -> Iterator[Server]:
-    server = start_server(tmp_path, None, {**LIMITS, "PLI_LOGIN_ACCOUNT_SLOW_AFTER": "100"})
-    yield server
-    stop_server(server)
+    with running_server(tmp_path, {**LIMITS, "PLI_LOGIN_ACCOUNT_SLOW_AFTER": "100"}) as server:
+        yield server
 
 
 def test_failures_from_one_address_are_delayed_then_refused(guarded: Server) -> None:

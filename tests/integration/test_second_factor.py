@@ -12,7 +12,7 @@ import pytest
 
 from pli.client.sdk import Client
 from pli.errors import AuthError
-from tests.integration.conftest import Server, User, make_user, start_server, stop_server
+from tests.integration.conftest import Server, User, make_user, running_server
 
 
 def _enrol(user: User) -> tuple[pyotp.TOTP, list[str]]:
@@ -62,9 +62,8 @@ def test_totp_login_replay_and_recovery_codes(sqlite_server: Server, tmp_path: P
 
 @pytest.fixture
 def strict(tmp_path: Path) -> Iterator[Server]:
-    server = start_server(tmp_path, None, {"PLI_REQUIRE_2FA": "1"})
-    yield server
-    stop_server(server)
+    with running_server(tmp_path, {"PLI_REQUIRE_2FA": "1"}) as server:
+        yield server
 
 
 def test_the_policy_requires_a_second_factor_before_anything_else(
