@@ -3,11 +3,13 @@
 Why not pyrage for everything: pyrage holds the GIL while it works and cannot set the scrypt
 work factor, and resuming an upload needs the file key, which it never exposes. The format is
 small and published; this module implements it on vetted primitives only, and the tests hold it
-to the `age` CLI and pyrage in both directions.
+to the C2SP CCTV test vectors, and to the `age` CLI and pyrage in both directions.
 
     header  = "age-encryption.org/v1\\n" stanza* "--- " b64(HMAC(key, header to "---")) "\\n"
     stanza  = "-> " type args... "\\n" b64(body) wrapped at 64 columns, last line shorter than 64
     payload = nonce(16) || STREAM chunks (see pli.crypto.stream)
+
+pli itself writes binary files only; `dearmor` reads the spec's optional ASCII armor.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ import binascii
 import hmac
 import os
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -30,8 +32,11 @@ from cryptography.hazmat.primitives.ciphers.aead import ChaCha20Poly1305
 from cryptography.hazmat.primitives.kdf.scrypt import Scrypt
 
 from pli.crypto.stream import (
+    CHUNK_SIZE,
     FILE_KEY_SIZE,
     NONCE_SIZE,
+    SEALED_CHUNK_SIZE,
+    ChunkSealer,
     PayloadDecryptor,
     PayloadEncryptor,
     hkdf_sha256,
@@ -49,6 +54,9 @@ _B64 = re.compile(r"[A-Za-z0-9+/]*")
 DEFAULT_SCRYPT_WORK_FACTOR = 18
 # Decrypting scrypt with an attacker-chosen work factor is a memory bomb: 2**20 costs 1 GiB.
 MAX_SCRYPT_WORK_FACTOR = 20
+_ARMOR_BEGIN = b"-----BEGIN AGE ENCRYPTED FILE-----"
+_ARMOR_END = b"-----END AGE ENCRYPTED FILE-----"
+_ARMOR_COLUMNS = 64
 
 
 # --- encodings --------------------------------------------------------------------------------
@@ -78,6 +86,28 @@ def _header_b64decode(text: bytes | str) -> bytes:
         return b64decode(text.decode("ascii") if isinstance(text, bytes) else text)
     except (CryptoError, UnicodeDecodeError) as exc:
         raise DecryptError("malformed age header") from exc
+
+
+def dearmor(data: bytes) -> bytes:
+    """The age file inside ASCII armor: strict PEM (RFC 7468, Figure 3) labelled
+    "AGE ENCRYPTED FILE", with 64-column lines and canonical, padded base64. Only whitespace
+    around the block and CRLF line ends are tolerated, so an armored file has one encoding."""
+    lines = [line.removesuffix(b"\r") for line in data.strip().split(b"\n")]
+    if len(lines) < 2 or lines[0] != _ARMOR_BEGIN or lines[-1] != _ARMOR_END:
+        raise DecryptError("malformed ASCII armor")
+    body = lines[1:-1]
+    if any(len(line) != _ARMOR_COLUMNS for line in body[:-1]) or (
+        body and not 0 < len(body[-1]) <= _ARMOR_COLUMNS
+    ):
+        raise DecryptError("malformed ASCII armor")
+    text = b"".join(body)
+    try:
+        decoded = base64.b64decode(text, validate=True)
+    except binascii.Error as exc:
+        raise DecryptError("malformed ASCII armor") from exc
+    if base64.b64encode(decoded) != text:
+        raise DecryptError("malformed ASCII armor")
+    return decoded
 
 
 def _bech32_encode(hrp: str, data: bytes) -> str:
@@ -214,8 +244,8 @@ class ScryptIdentity:
         key = _scrypt(self._passphrase, salt, work)
         try:
             return ChaCha20Poly1305(key).decrypt(_ZERO_NONCE, scrypt[0].body, None)
-        except InvalidTag as exc:
-            raise DecryptError("wrong passphrase") from exc
+        except InvalidTag:
+            return None  # another passphrase: no match, as for a key the file is not for
 
 
 def _scrypt_args(stanza: Stanza) -> tuple[bytes, int]:
@@ -299,6 +329,8 @@ def parse_header(data: bytes) -> Header:
     if not stanzas:
         raise DecryptError("malformed age header")
     mac = _header_b64decode(mac_line[4:])
+    if len(mac) != 32:  # a malformed header, not merely a MAC that fails to verify
+        raise DecryptError("malformed age header")
     return Header(tuple(stanzas), mac, data[: len(data) - len(mac_line) + 3 - 1])
 
 
@@ -344,12 +376,38 @@ class Encryptor:
     """age encryption, push-style: `update()` then `finish()`; output is a standard age file."""
 
     def __init__(self, stanzas: Sequence[Stanza], file_key: bytes) -> None:
-        nonce = os.urandom(NONCE_SIZE)
+        self._start(encode_header(stanzas, file_key) + os.urandom(NONCE_SIZE), file_key)
+
+    def _start(self, prefix: bytes, file_key: bytes) -> None:
         self.file_key = file_key
-        self.nonce = nonce
-        self._prefix = encode_header(stanzas, file_key) + nonce
-        self._prefix_size = len(self._prefix)
-        self._payload = PayloadEncryptor(file_key, nonce)
+        self.nonce = prefix[-NONCE_SIZE:]
+        self.prefix = prefix  # header and payload nonce: the first bytes of the file
+        self._prefix = prefix
+        self._prefix_size = len(prefix)
+        self._payload = PayloadEncryptor(file_key, self.nonce)
+
+    def sealer(self) -> ChunkSealer:
+        """Chunk-level access to the payload, for pipelined or resumed encryption."""
+        return ChunkSealer(self.file_key, self.nonce)
+
+    def export_secret(self, to: Recipient) -> bytes:
+        """The file key, encrypted to `to`: what resuming this encryption later needs."""
+        return encrypt(self.file_key, [to])
+
+    @classmethod
+    def resume(cls, prefix: bytes, secret: bytes, identities: Sequence[Identity]) -> Encryptor:
+        """The encryption whose file starts with `prefix`, from its exported secret; the
+        prefix's header must authenticate under that file key."""
+        file_key = decrypt(secret, identities)
+        end = find_header_end(prefix)
+        if end is None or len(prefix) != end + NONCE_SIZE or len(file_key) != FILE_KEY_SIZE:
+            raise DecryptError("this upload's saved state is damaged")
+        header = parse_header(prefix[:end])
+        if not hmac.compare_digest(_header_mac(file_key, header.signed_part), header.mac):
+            raise DecryptError("this upload's saved state is damaged")
+        encryptor = cls.__new__(cls)
+        encryptor._start(prefix, file_key)
+        return encryptor
 
     def ciphertext_size(self, plaintext_size: int) -> int:
         """Exact size of the age file this encryptor makes from `plaintext_size` bytes."""
@@ -379,29 +437,78 @@ class Encryptor:
         return out
 
 
+class Readable(Protocol):
+    def readinto(self, buffer: memoryview, /) -> int | None: ...
+
+
 class Decryptor:
     """age decryption, push-style. Output is unauthenticated until `finish()` returns:
-    callers write it to a temporary file and keep that file only afterwards."""
+    callers write it to a temporary file and keep that file only afterwards.
 
-    def __init__(self, identities: Sequence[Identity]) -> None:
+    Resuming (`first_chunk`): the caller pushes the header and payload nonce, then the
+    ciphertext from payload chunk `first_chunk` on; `replay` rebuilds what the skipped chunks
+    were, from the plaintext an interrupted attempt wrote."""
+
+    def __init__(self, identities: Sequence[Identity], *, first_chunk: int = 0) -> None:
         self._identities = identities
         self._buffer = bytearray()
         self._payload: PayloadDecryptor | None = None
+        self._first_chunk = first_chunk
+        self._sealer: ChunkSealer | None = None
 
     def update(self, data: bytes | bytearray | memoryview) -> bytes:
         if self._payload is not None:
             return self._payload.update(data)
+        payload, rest = self._open_header(data)
+        return b"" if payload is None else payload.update(rest)
+
+    def update_into(self, data: bytes | bytearray | memoryview, out: memoryview) -> int:
+        """As `update`, with the plaintext written at the start of `out`; returns its length.
+        `out` must hold `len(data) + SEALED_CHUNK_SIZE` bytes."""
+        if self._payload is not None:
+            return self._payload.update_into(data, out)
+        payload, rest = self._open_header(data)
+        return 0 if payload is None else payload.update_into(rest, out)
+
+    def _open_header(
+        self, data: bytes | bytearray | memoryview
+    ) -> tuple[PayloadDecryptor | None, bytes]:
         self._buffer += data
         end = find_header_end(self._buffer)
         if end is None or len(self._buffer) < end + NONCE_SIZE:
-            return b""
+            return None, b""
         header = parse_header(bytes(self._buffer[:end]))
         file_key = unwrap_file_key(header, self._identities)
         nonce = bytes(self._buffer[end : end + NONCE_SIZE])
-        self._payload = PayloadDecryptor(file_key, nonce)
+        self._payload = PayloadDecryptor(file_key, nonce, first_chunk=self._first_chunk)
+        if self._first_chunk:
+            self._sealer = ChunkSealer(file_key, nonce)
         rest = bytes(self._buffer[end + NONCE_SIZE :])
         self._buffer = bytearray()
-        return self._payload.update(rest)
+        return self._payload, rest
+
+    def replay(self, plaintext: Readable) -> Iterator[tuple[memoryview, memoryview]]:
+        """For a resumed decryption, once the header is in: reads the `first_chunk` full
+        plaintext chunks an earlier attempt wrote, and yields each with its ciphertext, sealed
+        again (STREAM is deterministic given the file key, the nonce and the chunk index), so
+        the caller can rebuild the digests of the whole file. Both views are valid until the
+        next one. The sealed bytes are for hashing only: they never leave the caller.
+
+        A damaged or altered plaintext makes another ciphertext, which the caller's digest
+        then refuses; a short one raises DecryptError."""
+        if self._sealer is None:
+            raise DecryptError("nothing to replay before the header, or when not resuming")
+        plain = bytearray(CHUNK_SIZE)
+        sealed = memoryview(bytearray(SEALED_CHUNK_SIZE))
+        view = memoryview(plain)
+        for index in range(self._first_chunk):
+            got = 0
+            while got < CHUNK_SIZE and (n := plaintext.readinto(view[got:])):
+                got += n
+            if got != CHUNK_SIZE:
+                raise DecryptError("the partial file is shorter than expected")
+            self._sealer.seal_into(index, view, sealed, last=False)
+            yield view, sealed
 
     def finish(self) -> bytes:
         if self._payload is None:

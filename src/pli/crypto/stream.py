@@ -101,22 +101,105 @@ class PayloadEncryptor:
         return self._aead.encrypt(_chunk_nonce(self._index, True), self._chunks.rest(), None)
 
 
-class PayloadDecryptor:
-    """Opens ciphertext pushed in pieces of any size; refuses truncation and trailing data."""
+class ChunkSealer:
+    """Seals one chunk at a given index, into a caller's buffer: for encryption that runs in
+    a pipeline, or resumes part-way through a file.
+
+    Callers must seal a given index only ever with the same plaintext: the nonce is the index,
+    so two different plaintexts at one index under one key would share a keystream. (pli's
+    uploads guarantee this by checking the source against digests recorded before sending.)
+    """
 
     def __init__(self, file_key: bytes, nonce: bytes) -> None:
         self._aead = ChaCha20Poly1305(payload_key(file_key, nonce))
-        self._index = 0
-        self._chunks = _Chunker(SEALED_CHUNK_SIZE)
+
+    def seal_into(
+        self, index: int, plaintext: bytes | bytearray | memoryview, out: memoryview, *, last: bool
+    ) -> int:
+        """Write the sealed chunk at the start of `out`; returns its length."""
+        size = len(plaintext)
+        if size > CHUNK_SIZE or (not last and size != CHUNK_SIZE) or (last and index and not size):
+            raise ValueError("a chunk is 64 KiB, but the last, which is empty only when alone")
+        self._aead.encrypt_into(_chunk_nonce(index, last), plaintext, None, out[: size + TAG_SIZE])
+        return size + TAG_SIZE
+
+
+class PayloadDecryptor:
+    """Opens ciphertext pushed in pieces of any size; refuses truncation and trailing data.
+
+    Each chunk is released as soon as it authenticates, as the age reference does: a full chunk
+    is opened as a middle chunk or, failing that, as the last one, after which no byte may
+    follow; a shorter chunk can only be the last, and waits for `finish()`. When a chunk is
+    refused, `update` still returns the plaintext that authenticated before it, and the refusal
+    is raised by the next call.
+
+    `first_chunk` resumes part-way through a payload: the ciphertext pushed then starts at
+    that chunk (the earlier chunks were opened before, by an interrupted attempt)."""
+
+    def __init__(self, file_key: bytes, nonce: bytes, *, first_chunk: int = 0) -> None:
+        self._aead = ChaCha20Poly1305(payload_key(file_key, nonce))
+        self._index = first_chunk
+        self._held = bytearray()  # the start of the next chunk
+        self._ended = False  # a full last chunk was opened
+        self._refusal: DecryptError | None = None
 
     def update(self, data: bytes | bytearray | memoryview) -> bytes:
-        out = bytearray()
-        for chunk in self._chunks.feed(data):
-            out += self._open(chunk, last=False)
-        return bytes(out)
+        out = bytearray(len(data) + SEALED_CHUNK_SIZE)
+        return bytes(out[: self.update_into(data, memoryview(out))])
+
+    def update_into(self, data: bytes | bytearray | memoryview, out: memoryview) -> int:
+        """As `update`, with the plaintext written at the start of `out` (reused buffers, no
+        allocation); returns its length. `out` must hold `len(data) + SEALED_CHUNK_SIZE`."""
+        if len(out) < len(data) + SEALED_CHUNK_SIZE:
+            raise ValueError("the output buffer is too small for this input")
+        if self._refusal is not None:
+            raise self._refusal
+        written = 0
+        try:
+            for sealed in self._full_chunks(memoryview(data).cast("B")):
+                written += self._open_full_into(sealed, out[written:])
+        except DecryptError as exc:
+            self._refusal = exc
+            if not written:
+                raise
+        return written
+
+    def _full_chunks(self, view: memoryview) -> Iterator[bytearray | memoryview]:
+        if self._held:
+            take = min(SEALED_CHUNK_SIZE - len(self._held), len(view))
+            self._held += view[:take]
+            view = view[take:]
+            if len(self._held) < SEALED_CHUNK_SIZE:
+                return
+            yield self._held
+            self._held = bytearray()
+        while len(view) >= SEALED_CHUNK_SIZE:
+            yield view[:SEALED_CHUNK_SIZE]
+            view = view[SEALED_CHUNK_SIZE:]
+        if view and self._ended:
+            raise DecryptError("the encrypted file goes on after its last chunk")
+        self._held += view
+
+    def _open_full_into(self, sealed: bytearray | memoryview, out: memoryview) -> int:
+        if self._ended:
+            raise DecryptError("the encrypted file goes on after its last chunk")
+        size = len(sealed) - TAG_SIZE
+        for last in (False, True):
+            try:
+                self._aead.decrypt_into(_chunk_nonce(self._index, last), sealed, None, out[:size])
+            except InvalidTag:
+                continue
+            self._index += 1
+            self._ended = last
+            return size
+        raise DecryptError("the encrypted file is corrupted or was tampered with")
 
     def finish(self) -> bytes:
-        rest = self._chunks.rest()
+        if self._refusal is not None:
+            raise self._refusal
+        rest, self._held = bytes(self._held), bytearray()
+        if self._ended:
+            return b""
         if len(rest) < TAG_SIZE:
             raise DecryptError("the encrypted file is truncated")
         plaintext = self._open(rest, last=True)
