@@ -1,10 +1,21 @@
 #!/usr/bin/env bash
 # Installs the system tools the test suite drives for real: the reference `age` CLI and
-# PostgreSQL's client tools (pg_dump, for the compromise drill). Debian/Ubuntu, as root.
+# PostgreSQL's client tools (pg_dump, for the compromise drill) and Ceph's radosgw (S3).
+# Debian/Ubuntu, as root.
 set -euo pipefail
 missing=()
 command -v age >/dev/null || missing+=(age)
 command -v pg_dump >/dev/null || missing+=(postgresql-client)
+# npm, which fetches the C2SP CCTV age vectors (tests/vectors/cctv)
+command -v npm >/dev/null || missing+=(npm)
+# nginx (WebDAV) and curl: the references the benchmarks measure pli against.
+command -v nginx >/dev/null || [ -x /usr/sbin/nginx ] || missing+=(nginx)
+command -v curl >/dev/null || missing+=(curl)
+# a single-node Ceph with its S3 gateway, for the S3 blob store's tests (scripts/s3-server.sh)
+command -v radosgw >/dev/null || missing+=(radosgw)
+command -v ceph-mon >/dev/null || missing+=(ceph-mon)
+command -v ceph-osd >/dev/null || missing+=(ceph-osd)
+command -v ceph >/dev/null || missing+=(ceph-common)
 [ ${#missing[@]} -eq 0 ] && exit 0
 if [ "$(id -u)" -ne 0 ] || ! command -v apt-get >/dev/null; then
   echo "please install: ${missing[*]} (Debian packages)" >&2

@@ -1,5 +1,13 @@
 """Blob stores: where ciphertext lives. Keys are server-generated random identifiers; no
-user input ever becomes a path."""
+user input ever becomes a path or an object name.
+
+Every blob is written as a multi-part upload, the shape both a local directory and an S3
+bucket can make durable part by part: `begin` opens one and returns an opaque token (kept in
+the database, so any server instance can carry on), `part` writes one numbered part at a
+byte offset and `commit`s it durably, `complete` turns the parts into a readable blob and
+returns its key, `cancel` drops an unfinished one. A part written again under the same number
+replaces the earlier attempt: an interrupted request leaves nothing behind that counts.
+"""
 
 from __future__ import annotations
 
@@ -7,53 +15,132 @@ import hashlib
 import os
 import re
 import secrets
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
-from typing import BinaryIO, Protocol
+from typing import BinaryIO, NamedTuple, Protocol
 
-from pli.errors import NotFoundError
+from pli.errors import ConflictError, NotFoundError
 
 READ_CHUNK = 1 << 20
 _KEY = re.compile(r"[0-9a-f]{32}")
 
 
-class BlobWriter(Protocol):
+class PartReceipt(NamedTuple):
+    number: int  # 1-based, in upload order
+    size: int
+    sha256: str  # hex digest of the part's bytes
+    tag: str  # the store's own name for the stored part (an S3 ETag); "" where unused
+
+
+class PartWriter(Protocol):
     size: int
 
-    def write(self, data: bytes | bytearray | memoryview) -> None: ...
+    def write(self, data: bytes | bytearray | memoryview) -> None:
+        """Blocking; called off the event loop with large batches."""
 
-    def commit(self) -> tuple[str, int, str]:
-        """Make the blob durable; returns (key, size, sha256 hex)."""
+    def commit(self) -> PartReceipt:
+        """Make the part durable."""
 
-    def abort(self) -> None: ...
+    def abort(self) -> None:
+        """Forget what this writer wrote; the upload is as it was before `part`."""
 
 
 class BlobStore(Protocol):
-    def writer(self) -> BlobWriter: ...
+    # The smallest part but the last a store accepts (S3 has a minimum; a directory has not).
+    min_part: int
+
+    def begin(self) -> str: ...
+
+    def part(self, token: str, number: int, offset: int, *, checksum: bool = True) -> PartWriter:
+        """A writer for part `number` at byte `offset`; with `checksum`, its receipt carries
+        the part's SHA-256 (else ""): hashing costs as much CPU as receiving, so it is asked
+        for only where something checks it."""
+
+    def complete(self, token: str, parts: Sequence[PartReceipt]) -> str: ...
+
+    def cancel(self, token: str) -> None: ...
 
     def size(self, key: str) -> int: ...
 
-    def read(self, key: str, start: int = 0, end: int | None = None) -> Iterator[bytes]: ...
+    def read(self, key: str, start: int = 0, end: int | None = None) -> Iterator[bytes]:
+        """Bytes [start, end) of a blob, in chunks of at most READ_CHUNK."""
 
-    def delete(self, key: str) -> None: ...
+    def delete(self, key: str) -> None:
+        """Idempotent."""
+
+
+def put(store: BlobStore, chunks: Iterable[bytes]) -> tuple[str, PartReceipt]:
+    """Write a whole blob as one part: for small blobs and tests."""
+    token = store.begin()
+    writer = store.part(token, 1, 0)
+    try:
+        for chunk in chunks:
+            writer.write(chunk)
+        receipt = writer.commit()
+    except BaseException:
+        writer.abort()
+        store.cancel(token)
+        raise
+    return store.complete(token, [receipt]), receipt
+
+
+def check_parts(parts: Sequence[PartReceipt]) -> None:
+    if [p.number for p in parts] != list(range(1, len(parts) + 1)):
+        raise ConflictError("the parts of this upload are not numbered 1 to N in order")
 
 
 class LocalBlobStore:
-    """Blobs as files under one root directory, written atomically: temporary file, fsync,
-    rename, fsync of the directory. Confined to its root: keys are checked before use."""
+    """Blobs as files under one root directory. An upload is one file under `uploads/`,
+    written in place part after part and fsynced at each commit; `complete` renames it into
+    place and fsyncs the directory. Confined to its root: keys are checked before use."""
+
+    min_part = 1
 
     def __init__(self, root: Path) -> None:
         self.root = root
-        self._tmp = root / "tmp"
-        self._tmp.mkdir(parents=True, exist_ok=True, mode=0o700)
+        self._uploads = root / "uploads"
+        self._uploads.mkdir(parents=True, exist_ok=True, mode=0o700)
 
     def path(self, key: str) -> Path:
-        if not _KEY.fullmatch(key):
-            raise NotFoundError("no such blob")
-        return self.root / key[:2] / key
+        return self.root / _checked(key)[:2] / key
 
-    def writer(self) -> LocalBlobWriter:
-        return LocalBlobWriter(self)
+    def _upload_path(self, token: str) -> Path:
+        return self._uploads / _checked(token)
+
+    def begin(self) -> str:
+        token = secrets.token_hex(16)
+        self._upload_path(token).touch(mode=0o600, exist_ok=False)
+        return token
+
+    def part(
+        self, token: str, number: int, offset: int, *, checksum: bool = True
+    ) -> LocalPartWriter:
+        try:
+            handle = self._upload_path(token).open("r+b", buffering=0)
+        except FileNotFoundError as exc:
+            raise NotFoundError("no such upload") from exc
+        return LocalPartWriter(handle, number, offset, checksum=checksum)
+
+    def complete(self, token: str, parts: Sequence[PartReceipt]) -> str:
+        check_parts(parts)
+        source, total = self._upload_path(token), sum(p.size for p in parts)
+        try:
+            size = source.stat().st_size
+        except FileNotFoundError as exc:
+            # Completed already (and the caller died before it could record that): the same.
+            if self.path(token).exists() and self.size(token) == total:
+                return token
+            raise NotFoundError("no such upload") from exc
+        if size != total:
+            raise ConflictError("the stored parts do not add up to the upload's size")
+        final = self.path(token)  # the upload token becomes the blob's key
+        final.parent.mkdir(exist_ok=True, mode=0o700)
+        source.replace(final)
+        _fsync_dir(final.parent)
+        return token
+
+    def cancel(self, token: str) -> None:
+        self._upload_path(token).unlink(missing_ok=True)
 
     def size(self, key: str) -> int:
         try:
@@ -72,6 +159,12 @@ class LocalBlobStore:
         self.path(key).unlink(missing_ok=True)
 
 
+def _checked(key: str) -> str:
+    if not _KEY.fullmatch(key):
+        raise NotFoundError("no such blob")
+    return key
+
+
 def _read_range(handle: BinaryIO, start: int, end: int | None) -> Iterator[bytes]:
     with handle:
         handle.seek(start)
@@ -86,13 +179,13 @@ def _read_range(handle: BinaryIO, start: int, end: int | None) -> Iterator[bytes
             yield data
 
 
-class LocalBlobWriter:
-    def __init__(self, store: LocalBlobStore) -> None:
-        self._store = store
-        self._key = secrets.token_hex(16)
-        self._tmp_path = store._tmp / f"{self._key}.part"
-        self._file = self._tmp_path.open("xb", buffering=0)
-        self._hash = hashlib.sha256()
+class LocalPartWriter:
+    def __init__(self, handle: BinaryIO, number: int, offset: int, *, checksum: bool) -> None:
+        self._file, self._number, self._offset = handle, number, offset
+        # Whatever an earlier, interrupted attempt left past the offset is dropped.
+        handle.truncate(offset)
+        handle.seek(offset)
+        self._hash = hashlib.sha256() if checksum else None
         self.size = 0
 
     def write(self, data: bytes | bytearray | memoryview) -> None:
@@ -101,21 +194,21 @@ class LocalBlobWriter:
         while view:
             written = self._file.write(view)
             view = view[written or 0 :]
-        self._hash.update(data)
+        if self._hash is not None:
+            self._hash.update(data)
         self.size += len(data)
 
-    def commit(self) -> tuple[str, int, str]:
+    def commit(self) -> PartReceipt:
         os.fsync(self._file.fileno())
         self._file.close()
-        final = self._store.path(self._key)
-        final.parent.mkdir(exist_ok=True, mode=0o700)
-        self._tmp_path.replace(final)
-        _fsync_dir(final.parent)
-        return self._key, self.size, self._hash.hexdigest()
+        digest = self._hash.hexdigest() if self._hash is not None else ""
+        return PartReceipt(self._number, self.size, digest, "")
 
     def abort(self) -> None:
+        if self._file.closed:
+            return
+        self._file.truncate(self._offset)
         self._file.close()
-        self._tmp_path.unlink(missing_ok=True)
 
 
 def _fsync_dir(path: Path) -> None:
