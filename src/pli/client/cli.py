@@ -11,7 +11,7 @@ import json
 import os
 import sys
 import unicodedata
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict
 from pathlib import Path
@@ -439,13 +439,13 @@ def _clean(text: str) -> str:
     return "".join("?" if unicodedata.category(ch) in ("Cc", "Cf", "Cs") else ch for ch in text)
 
 
-def _print_listing(items: list[TransferInfo], as_json: bool) -> None:
+def _print_listing(items: Iterable[TransferInfo], as_json: bool) -> None:
     if as_json:
         out.print_json(data=[asdict(i) for i in items])
         return
-    if not items:
-        err.print("no transfers")
+    shown = False
     for item in items:
+        shown = True
         mark = "" if item.sender_key_verified else " (key not verified)"
         line = f"{item.id}  from {item.sender}{mark} to {', '.join(item.recipients)}"
         out.print(_clean(f"{line}  expires {item.expires_at}"), markup=False)
@@ -456,20 +456,70 @@ def _print_listing(items: list[TransferInfo], as_json: bool) -> None:
         if item.message:
             message = "\n             ".join(_clean(line) for line in item.message.split("\n"))
             out.print(f"    message: {message}", markup=False)
+    if not shown:
+        err.print("no transfers")
+
+
+LISTING_DEFAULT = 50
+LimitOpt = Annotated[
+    int | None,
+    typer.Option(
+        "--limit",
+        min=1,
+        max=500,
+        metavar="N",
+        help=f"How many to list, newest first (default {LISTING_DEFAULT}).",
+    ),
+]
+AllOpt = Annotated[bool, typer.Option("--all", help="List them all, not only the newest.")]
+CursorOpt = Annotated[
+    str | None,
+    typer.Option("--cursor", help="Go on where a previous listing stopped (it prints how)."),
+]
+
+
+def _list(
+    c: Client, box: str, limit: int | None, every: bool, cursor: str | None, as_json: bool
+) -> None:
+    if every:
+        if limit is not None:
+            raise UsageError("--all lists every transfer: leave out --limit")
+        _print_listing(c.iter_inbox(cursor) if box == "inbox" else c.iter_outbox(cursor), as_json)
+        return
+    listed = c.inbox if box == "inbox" else c.outbox
+    page = listed(limit or LISTING_DEFAULT, cursor)
+    _print_listing(page.items, as_json)
+    if page.next_cursor is not None:
+        again = f"pli {box}" + (f" --limit {limit}" if limit else "")
+        err.print(
+            f"note: there are more (older) transfers: `{again} --cursor {page.next_cursor}` "
+            f"lists the next ones, `pli {box} --all` lists them all",
+            markup=False,
+        )
 
 
 @app.command()
-def inbox(as_json: JsonOpt = False) -> None:
-    """List transfers sent to you."""
+def inbox(
+    limit: LimitOpt = None,
+    every: AllOpt = False,
+    cursor: CursorOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """List transfers sent to you, newest first."""
     with client() as c:
-        _print_listing(unlocked(c).inbox(), as_json)
+        _list(unlocked(c), "inbox", limit, every, cursor, as_json)
 
 
 @app.command()
-def outbox(as_json: JsonOpt = False) -> None:
-    """List transfers you sent."""
+def outbox(
+    limit: LimitOpt = None,
+    every: AllOpt = False,
+    cursor: CursorOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """List transfers you sent, newest first."""
     with client() as c:
-        _print_listing(unlocked(c).outbox(), as_json)
+        _list(unlocked(c), "outbox", limit, every, cursor, as_json)
 
 
 @app.command()
