@@ -2,6 +2,8 @@
 
     PliError                      base: a message a person can act on, an HTTP status, an exit code
     ├── UsageError                the command line or a request was malformed (HTTP 400, exit 2)
+    │   ├── ProtocolError         a resumable-upload request broke the protocol (412, 415)
+    │   └── ChecksumMismatchError a part's bytes do not match its declared checksum (460)
     ├── ConfigError               missing or unusable local state (not logged in, no keys)
     ├── AuthError                 not authenticated: bad credentials or an expired session (401)
     │   └── SecondFactorRequiredError  the password was right; a one-time code is needed too
@@ -9,6 +11,7 @@
     ├── NotFoundError             does not exist, or is not yours to know about (404)
     ├── GoneError                 existed, but has expired or been revoked (410)
     ├── ConflictError             the state does not allow it (409)
+    │   └── LockedError           another request is working on it: retry shortly (423)
     ├── TooLargeError             over a configured size limit (413)
     ├── RateLimitedError          too many attempts; try again later (429)
     ├── TransportError            the server could not be reached or answered nonsense
@@ -46,6 +49,22 @@ class UsageError(PliError):
     exit_code = 2
 
 
+class ProtocolError(UsageError):
+    """The status is set per instance: 412 for an unsupported protocol version, 415 for a
+    wrong content type."""
+
+    title = "Protocol error"
+
+    def __init__(self, message: str, *, status: int = 412, hint: str | None = None) -> None:
+        super().__init__(message, hint=hint)
+        self.status = status
+
+
+class ChecksumMismatchError(UsageError):
+    status = 460  # tus 1.0, checksum extension
+    title = "Checksum mismatch"
+
+
 class ConfigError(PliError):
     status = 400
     title = "Not configured"
@@ -78,6 +97,11 @@ class GoneError(PliError):
 class ConflictError(PliError):
     status = 409
     title = "Conflict"
+
+
+class LockedError(ConflictError):
+    status = 423
+    title = "Busy"
 
 
 class TooLargeError(PliError):
@@ -125,6 +149,8 @@ ERRORS_BY_STATUS: dict[int, type[PliError]] = {
     409: ConflictError,
     410: GoneError,
     413: TooLargeError,
+    423: LockedError,
+    460: ChecksumMismatchError,
     429: RateLimitedError,
     422: UsageError,
 }

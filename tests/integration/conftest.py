@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import json
 import os
@@ -238,3 +239,34 @@ def three_people(server: Server, tmp: Path) -> tuple[User, User, User]:
 @pytest.fixture
 def people(server: Server, tmp_path: Path) -> tuple[User, User, User]:
     return three_people(server, tmp_path)
+
+
+# --- resumable uploads, spoken directly -----------------------------------------------------
+
+TUS = {"tus-resumable": "1.0.0"}
+
+
+def bearer(user: User) -> dict[str, str]:
+    return {"authorization": f"Bearer {(user.home / 'session').read_text()}"}
+
+
+def upload_metadata(transfer_id: str, file_id: str) -> str:
+    """tus Upload-Metadata naming one file slot of a transfer."""
+    encoded = (base64.b64encode(v.encode()).decode() for v in (transfer_id, file_id))
+    return ",".join(f"{k} {v}" for k, v in zip(("transfer", "file"), encoded, strict=True))
+
+
+def new_upload(server: Server, sender: User, recipient: str, length: int) -> str:
+    """A new one-file transfer and the upload of its file: the upload's address."""
+    transfer = httpx.post(
+        f"{server.url}/api/v1/transfers",
+        json={"recipients": [recipient], "files": 1},
+        headers=bearer(sender),
+    ).json()
+    meta = upload_metadata(transfer["id"], transfer["files"][0]["id"])
+    made = httpx.post(
+        f"{server.url}/api/v1/uploads",
+        headers={**bearer(sender), **TUS, "upload-length": str(length), "upload-metadata": meta},
+    )
+    assert made.status_code == 201, made.text
+    return made.headers["location"]

@@ -7,6 +7,7 @@ import dataclasses
 from pathlib import Path
 
 from pli.client.sdk import Client, Progress
+from pli.client.upload import SendState
 from pli.crypto import manifest as mf
 from pli.crypto.age import Recipient
 from tests.integration.conftest import PASSPHRASE, Server, make_user
@@ -32,10 +33,10 @@ class HostileSender(Client):
         super().__init__(home_path=home)
         self._names = list(names)
 
-    def _upload(
-        self, transfer_id: str, file_id: str, path: Path, keys: list[Recipient], progress: Progress
+    def _send_file(
+        self, job: SendState, index: int, path: Path, keys: list[Recipient], progress: Progress
     ) -> mf.FileEntry:
-        entry = super()._upload(transfer_id, file_id, path, keys, progress)
+        entry = super()._send_file(job, index, path, keys, progress)
         return dataclasses.replace(entry, name=self._names.pop(0))
 
 

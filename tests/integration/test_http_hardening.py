@@ -14,7 +14,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.integration.conftest import Server, make_user, start_server, stop_server
+from tests.integration.conftest import Server, make_user, start_server, stop_server, upload_metadata
 
 MIB = 1 << 20
 MAX_FILE = 12 * MIB
@@ -176,7 +176,7 @@ def test_oversized_json_body_refused(server: Server) -> None:
 
 @pytest.fixture(scope="module")
 def upload_slot(server: Server, tmp_path_factory: pytest.TempPathFactory) -> tuple[str, str]:
-    """A session token of a sender and the path of an empty file slot of theirs."""
+    """A session token of a sender and the metadata of an empty file slot of theirs."""
     tmp = tmp_path_factory.mktemp("people")
     alice = make_user(server, tmp, "alice")
     make_user(server, tmp, "bob")
@@ -189,38 +189,48 @@ def upload_slot(server: Server, tmp_path_factory: pytest.TempPathFactory) -> tup
     )
     assert created.status_code == 201, created.text
     transfer = created.json()
-    return token, f"/api/v1/transfers/{transfer['id']}/files/{transfer['files'][0]['id']}"
+    meta = upload_metadata(transfer["id"], transfer["files"][0]["id"])
+    return token, meta
 
 
 def test_upload_is_bounded_by_the_file_size_limit_not_the_json_limit(
     server: Server, upload_slot: tuple[str, str]
 ) -> None:
-    token, path = upload_slot
-    auth = {"authorization": f"Bearer {token}"}
+    token, meta = upload_slot
+    tus = {"authorization": f"Bearer {token}", "tus-resumable": "1.0.0", "upload-metadata": meta}
     # Larger than any JSON body may be, within the server's file size: streamed and stored.
     body = b"\x01" * (9 * MIB)
-    stored = httpx.put(f"{server.url}{path}", content=body, headers=auth, timeout=60)
-    assert stored.status_code == 200, stored.text
-    assert stored.json()["size"] == len(body)
-    # Declared larger than the server's file size: refused before the body is read.
+    made = httpx.post(
+        f"{server.url}/api/v1/uploads", headers={**tus, "upload-length": str(len(body))}
+    )
+    assert made.status_code == 201, made.text
+    stored = httpx.patch(
+        f"{server.url}{made.headers['location']}",
+        content=body,
+        headers={**tus, "upload-offset": "0", "content-type": "application/offset+octet-stream"},
+        timeout=60,
+    )
+    assert stored.status_code == 204, stored.text
+    assert stored.headers["upload-offset"] == str(len(body))
+    # Declared larger than the server's file size: refused before a byte is sent.
+    too_big = httpx.post(
+        f"{server.url}/api/v1/uploads", headers={**tus, "upload-length": str(MAX_FILE + 1)}
+    )
+    assert too_big.status_code == 413
+    assert too_big.headers["content-type"] == "application/problem+json"
+    assert too_big.json()["detail"] == "the file is larger than this server accepts"
+    # A body without a declared length is refused before it is read.
+    small = httpx.post(f"{server.url}/api/v1/uploads", headers={**tus, "upload-length": "10"})
     raw = Raw(server)
-    head = f"PUT {path} HTTP/1.1\r\nHost: pli\r\nAuthorization: Bearer {token}\r\n".encode()
-    raw.send(head + b"Content-Length: %d\r\n\r\n" % (MAX_FILE + 1))
+    head = (
+        f"PATCH {small.headers['location']} HTTP/1.1\r\nHost: pli\r\n"
+        f"Authorization: Bearer {token}\r\nTus-Resumable: 1.0.0\r\nUpload-Offset: 0\r\n"
+        "Content-Type: application/offset+octet-stream\r\nTransfer-Encoding: chunked\r\n\r\n"
+    )
+    raw.send(head.encode() + b"1\r\n\x02\r\n")
     answer, _ = raw.answer()
     raw.close()
-    headers, payload = _head_and_body(answer)
-    assert _status(answer) == 413
-    assert headers["content-type"] == "application/problem+json"
-    assert json.loads(payload)["detail"] == "the file is larger than this server accepts"
-    # Not declared: refused as soon as the stream passes the limit.
-    raw = Raw(server)
-    raw.send(head + b"Transfer-Encoding: chunked\r\n\r\n")
-    for _ in range(MAX_FILE // MIB):
-        raw.send(b"%x\r\n" % MIB + b"\x02" * MIB + b"\r\n")
-    raw.send(b"1\r\n\x02\r\n")
-    answer, _ = raw.answer()
-    raw.close()
-    assert _status(answer) == 413
+    assert _status(answer) == 400
     assert _head_and_body(answer)[0]["content-type"] == "application/problem+json"
 
 

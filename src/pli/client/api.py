@@ -1,9 +1,15 @@
-"""The REST API over httpx, with the server's problem objects turned back into PliErrors."""
+"""The REST API over httpx (large downloads over http.client), with the server's problem objects
+turned back into PliErrors."""
 
 from __future__ import annotations
 
+import contextlib
+import http.client
 import ipaddress
+import json
 import os
+import re
+import socket
 import ssl
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
@@ -73,18 +79,23 @@ def _certificate_hint(exc: BaseException) -> str | None:
 
 
 def error_from(response: httpx.Response) -> PliError:
-    detail, title = f"the server answered {response.status_code}", ""
     try:
         body = response.json()
-        if isinstance(body, dict) and isinstance(body.get("detail"), str):
-            detail, title = body["detail"], str(body.get("title", ""))
     except ValueError:
-        pass
-    cls = ERRORS_BY_STATUS.get(response.status_code, TransportError)
+        body = None
+    return problem_error(response.status_code, body)
+
+
+def problem_error(status: int, body: object) -> PliError:
+    """The PliError for an answer with this status and (problem+json) body."""
+    detail, title = f"the server answered {status}", ""
+    if isinstance(body, dict) and isinstance(body.get("detail"), str):
+        detail, title = body["detail"], str(body.get("title", ""))
+    cls = ERRORS_BY_STATUS.get(status, TransportError)
     if cls is AuthError and title == SecondFactorRequiredError.title:
         cls = SecondFactorRequiredError
     err = cls(detail)
-    err.status = response.status_code
+    err.status = status
     return err
 
 
@@ -93,14 +104,25 @@ class Api:
         headers = {"user-agent": f"pli/{__version__}"}
         if token:
             headers["authorization"] = f"Bearer {token}"
+        # One TLS context for both clients: downloads verify the server exactly as httpx does.
+        self._tls = httpx.create_ssl_context(verify=tls_verification())
+        self._base, self._headers = urlsplit(base_url.rstrip("/")), headers
         self._http = httpx.Client(
-            base_url=base_url, headers=headers, timeout=TIMEOUT, verify=tls_verification()
+            base_url=base_url, headers=headers, timeout=TIMEOUT, verify=self._tls
         )
 
     def close(self) -> None:
         self._http.close()
 
     def request(self, method: str, path: str, **kwargs: Any) -> Any:
+        response = self._send(method, path, **kwargs)
+        return response.json() if response.content else None
+
+    def tus(self, method: str, path: str, headers: dict[str, str]) -> httpx.Headers:
+        """One request of the resumable-upload protocol; its answer's headers."""
+        return self._send(method, path, headers={"tus-resumable": "1.0.0", **headers}).headers
+
+    def _send(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
         try:
             response = self._http.request(method, path, **kwargs)
         except httpx.HTTPError as exc:
@@ -109,19 +131,157 @@ class Api:
             ) from exc
         if response.status_code >= 400:
             raise error_from(response)
-        return response.json() if response.content else None
-
-    def upload(self, path: str, body: Iterable[bytes], length: int) -> Any:
-        headers = {"content-length": str(length), "content-type": "application/octet-stream"}
-        return self.request("PUT", path, content=body, headers=headers)
+        return response
 
     @contextmanager
-    def download(self, path: str) -> Iterator[Iterator[bytes]]:
+    def download(
+        self, path: str, *, start: int = 0, stop: int | None = None, if_range: str | None = None
+    ) -> Iterator[Download]:
+        """GET a large body over `http.client` (see `Download`): bytes [start, stop) of it,
+        or all of it when the server ignores the range or `if_range` no longer matches."""
+        headers = {**self._headers, "accept-encoding": "identity"}
+        if start or stop is not None:
+            headers["range"] = f"bytes={start}-{'' if stop is None else stop - 1}"
+            if if_range:
+                headers["if-range"] = if_range
+        connection = self._connection()
         try:
-            with self._http.stream("GET", path) as response:
-                if response.status_code >= 400:
-                    response.read()
-                    raise error_from(response)
-                yield response.iter_raw()
-        except httpx.HTTPError as exc:
-            raise TransportError(f"the download failed: {type(exc).__name__}") from exc
+            try:
+                connection.connect()
+                if connection.sock is not None:
+                    connection.sock.settimeout(TIMEOUT.read)
+                connection.request("GET", self._base.path + path, headers=headers)
+                response = connection.getresponse()
+            except (OSError, http.client.HTTPException) as exc:
+                raise TransportError(
+                    f"could not reach the server: {type(exc).__name__}",
+                    hint=_certificate_hint(exc),
+                ) from exc
+            if response.status >= 400:
+                raise problem_error(response.status, _json(_read_some(response)))
+            yield Download(connection, response)
+        finally:
+            connection.close()
+
+    def upload(
+        self,
+        method: str,
+        path: str,
+        headers: dict[str, str],
+        body: Iterable[bytes | bytearray | memoryview],
+        length: int,
+    ) -> http.client.HTTPMessage:
+        """Stream a large request body (exactly `length` bytes) over `http.client`: each buffer
+        goes to the socket with `sendall`, without httpx's copies; the answer's headers."""
+        connection = self._connection()
+        try:
+            connection.putrequest(method, self._base.path + path, skip_accept_encoding=True)
+            for name, value in {**self._headers, **headers}.items():
+                connection.putheader(name, value)
+            connection.putheader("content-length", str(length))
+            connection.endheaders()
+            try:
+                for chunk in body:
+                    connection.send(chunk)
+            except OSError as exc:
+                # The server may have answered (and closed) before the end: say what it said.
+                raise _answer_or(connection, exc) from exc
+            return _answer(connection)
+        except (OSError, http.client.HTTPException) as exc:
+            raise TransportError(
+                f"the upload was interrupted: {type(exc).__name__}", hint=_certificate_hint(exc)
+            ) from exc
+        finally:
+            connection.close()
+
+    def _connection(self) -> http.client.HTTPConnection:
+        host, port = self._base.hostname or "", self._base.port
+        if self._base.scheme == "https":
+            return http.client.HTTPSConnection(
+                host, port, timeout=TIMEOUT.connect, context=self._tls
+            )
+        return http.client.HTTPConnection(host, port, timeout=TIMEOUT.connect)
+
+
+class RangeAnswerError(TransportError):
+    """The answer to a range request is not the part asked for (a server or proxy that gets
+    ranges wrong): the download is better started over without one."""
+
+
+class Download:
+    """The answer to one GET: `readinto` fills a caller's buffer straight from the socket and
+    releases the GIL while it waits, so receiving overlaps the decryption running beside it
+    (httpx's download loop copies each piece and holds the GIL in between).
+
+    `start` is the offset of the body's first byte in the whole blob; `length` the body's size
+    when the server stated it; `etag` the blob's validator, for `If-Range`."""
+
+    def __init__(
+        self, connection: http.client.HTTPConnection, response: http.client.HTTPResponse
+    ) -> None:
+        self._connection, self._response = connection, response
+        self.status = response.status
+        self.etag = response.getheader("etag")
+        declared = response.getheader("content-length")
+        self.length = int(declared) if declared and declared.isdigit() else None
+        self.start = 0
+        if self.status == 206:
+            match = _CONTENT_RANGE.fullmatch(response.getheader("content-range") or "")
+            if match is None:
+                raise RangeAnswerError("the server answered a range request with no valid range")
+            first, last = int(match.group(1)), int(match.group(2))
+            if last < first or self.length not in (None, last - first + 1):
+                raise RangeAnswerError("the server answered a range request with no valid range")
+            self.start, self.length = first, last - first + 1
+        elif self.status != 200:
+            raise TransportError(f"the server answered {self.status} to a download")
+
+    def readinto(self, buffer: memoryview) -> int:
+        """Fill `buffer` as far as the body goes; 0 at its end. Blocking."""
+        try:
+            return self._response.readinto(buffer)
+        except (OSError, http.client.HTTPException, ValueError) as exc:
+            # ValueError: the connection was closed under the read by `abort`.
+            raise TransportError(f"the download was interrupted: {type(exc).__name__}") from exc
+
+    def abort(self) -> None:
+        """Make a `readinto` blocked in another thread return: for a reader that must stop."""
+        sock = self._connection.sock
+        if sock is not None:
+            with contextlib.suppress(OSError):
+                socket.socket.shutdown(sock, socket.SHUT_RDWR)
+
+
+_CONTENT_RANGE = re.compile(r"bytes ([0-9]{1,30})-([0-9]{1,30})/(?:[0-9]{1,30}|\*)", re.ASCII)
+
+
+def _answer(connection: http.client.HTTPConnection) -> http.client.HTTPMessage:
+    response = connection.getresponse()
+    body = _read_some(response)
+    if response.status >= 400:
+        raise problem_error(response.status, _json(body))
+    return response.headers
+
+
+def _answer_or(connection: http.client.HTTPConnection, exc: OSError) -> PliError:
+    try:
+        _answer(connection)
+    except PliError as error:
+        return error
+    except (OSError, http.client.HTTPException):
+        pass
+    return TransportError(f"the upload was interrupted: {type(exc).__name__}")
+
+
+def _read_some(response: http.client.HTTPResponse) -> bytes:
+    try:
+        return response.read(1 << 16)
+    except (OSError, http.client.HTTPException):
+        return b""
+
+
+def _json(body: bytes) -> object:
+    try:
+        return json.loads(body)
+    except ValueError:
+        return None

@@ -11,38 +11,61 @@ from __future__ import annotations
 
 import base64
 import contextlib
-import hashlib
+import dataclasses
+import functools
 import os
-import tempfile
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any, BinaryIO, Protocol
+from typing import Any, Protocol
 
 from pli.client import names
 from pli.client.api import Api, check_url
+from pli.client.download import Partial, Receiver, partial_name
 from pli.client.pins import PinStore
 from pli.client.state import Home
+from pli.client.upload import (
+    Digests,
+    SendState,
+    SentRecord,
+    SourceChangedError,
+    Uploader,
+    encrypted_parts,
+    send_file,
+)
 from pli.crypto import manifest as mf
 from pli.crypto import passphrase as phrases
-from pli.crypto.age import DEFAULT_SCRYPT_WORK_FACTOR, Decryptor, Encryptor, Recipient
+from pli.crypto.age import DEFAULT_SCRYPT_WORK_FACTOR, Encryptor, Recipient
 from pli.crypto.bundle import PublicBundle, parse_bundle
 from pli.crypto.identity import DeviceIdentity
 from pli.durations import parse_duration
 from pli.errors import (
+    AuthError,
     ConfigError,
     CryptoError,
     DecryptError,
     GoneError,
     IntegrityError,
+    NotFoundError,
     PliError,
     SignatureError,
+    TransportError,
     TrustError,
     UsageError,
 )
 
 CONFIG, SESSION, IDENTITY, DEVICE = "config.json", "session", "identity.age", "device.json"
+
+
+def upload_retry_seconds() -> float:
+    """How long an upload rides out a server that went away (a restart, a network cut)."""
+    text = os.environ.get("PLI_UPLOAD_RETRY_SECONDS", "60")
+    if not text.isdigit():
+        raise ConfigError("PLI_UPLOAD_RETRY_SECONDS must be a whole number of seconds")
+    return float(text)
+
+
 READ_BATCH = 1 << 20
 
 
@@ -78,6 +101,23 @@ class TransferInfo:
     verified: bool
     problem: str | None = None
     sender_key_verified: bool = False
+
+
+@dataclass(frozen=True)
+class TransferPage:
+    """One page of an inbox or outbox, newest first. Iterating over it gives its items."""
+
+    items: list[TransferInfo]
+    next_cursor: str | None  # for the next, older page; None when there is none
+
+    def __iter__(self) -> Iterator[TransferInfo]:
+        return iter(self.items)
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+
+LISTING_PAGE = 100  # transfers per request when walking a whole inbox or outbox
 
 
 @dataclass
@@ -336,6 +376,8 @@ class Client:
         message: str = "",
         progress: Progress | None = None,
     ) -> str:
+        """Encrypt and upload; an interrupted send resumes when run again with the same
+        arguments on the same, unchanged files."""
         files = [_regular_file(p) for p in paths]
         if not to:
             raise UsageError("name at least one recipient with --to")
@@ -345,14 +387,14 @@ class Client:
         own = [me.public_bundle(), *mine]
         recipients = [b for bundles in everyone.values() for b in bundles]
         keys = _unique([Recipient.parse(b.age) for b in recipients + own])
-        body = {"recipients": sorted(everyone), "files": len(files), "expires_in": expires}
-        transfer = self.api.request("POST", "/api/v1/transfers", json=body)
+        job = SendState.for_send(self.home, self._send_facts(files, keys, expires, message))
+        transfer = self._resumed_transfer(job, files) or self._new_transfer(
+            job, files, sorted(everyone), expires
+        )
         try:
-            if expires is not None:
-                _check_expiry(transfer["expires_at"], parse_duration(expires))
             entries = [
-                self._upload(transfer["id"], slot["id"], path, keys, progress or _NoProgress())
-                for slot, path in zip(transfer["files"], files, strict=True)
+                self._send_file(job, i, path, keys, progress or _NoProgress())
+                for i, path in enumerate(files)
             ]
             manifest = mf.Manifest(
                 transfer=transfer["id"],
@@ -367,67 +409,173 @@ class Client:
             self.api.request(
                 "POST", f"/api/v1/transfers/{transfer['id']}/seal", json={"manifest": sealed}
             )
+        except (TransportError, KeyboardInterrupt):
+            raise  # the state stays: the same command resumes
         except BaseException:
             self._abandon(transfer["id"])
+            job.clear()
             raise
+        job.clear()
         return str(transfer["id"])
+
+    def _send_facts(
+        self, files: list[Path], keys: list[Recipient], expires: str | None, message: str
+    ) -> list[object]:
+        sources = []
+        for path in files:
+            info = path.stat()
+            sources.append([str(path.resolve()), info.st_size, info.st_mtime_ns, info.st_ino])
+        recipients = sorted(str(k) for k in keys)
+        return [self.config["server"], self.email, recipients, expires, message, sources]
+
+    def _resumed_transfer(self, job: SendState, files: list[Path]) -> dict[str, Any] | None:
+        if not job.load():
+            return None
+        try:
+            transfer = self.api.request("GET", f"/api/v1/transfers/{_path_part(job.data['id'])}")
+        except (NotFoundError, GoneError, UsageError, KeyError):
+            transfer = None
+        slots = [f["id"] for f in job.data.get("files", [])]
+        if (
+            not isinstance(transfer, dict)
+            or transfer.get("state") != "uploading"
+            or [f["id"] for f in transfer["files"]] != slots
+            or len(slots) != len(files)
+        ):
+            job.clear()
+            return None
+        self.notices.append(f"resuming the interrupted send of transfer {transfer['id']}")
+        return transfer
+
+    def _new_transfer(
+        self, job: SendState, files: list[Path], to: list[str], expires: str | None
+    ) -> dict[str, Any]:
+        body = {"recipients": to, "files": len(files), "expires_in": expires}
+        transfer: dict[str, Any] = self.api.request("POST", "/api/v1/transfers", json=body)
+        if expires is not None:
+            try:
+                _check_expiry(transfer["expires_at"], parse_duration(expires))
+            except BaseException:
+                self._abandon(transfer["id"])
+                raise
+        job.data = {"id": transfer["id"], "files": [{"id": f["id"]} for f in transfer["files"]]}
+        job.save()
+        return transfer
 
     def _abandon(self, transfer_id: str) -> None:
         # Best effort: the server's purge removes an unsealed transfer at expiry anyway.
         with contextlib.suppress(PliError):
             self.api.request("DELETE", f"/api/v1/transfers/{transfer_id}")
 
-    def _upload(
-        self, transfer_id: str, file_id: str, path: Path, keys: list[Recipient], progress: Progress
+    def _send_file(
+        self, job: SendState, index: int, path: Path, keys: list[Recipient], progress: Progress
     ) -> mf.FileEntry:
+        slot: dict[str, Any] = job.data["files"][index]
+        if slot.get("entry"):
+            return mf.FileEntry(**slot["entry"])
         size = path.stat().st_size
-        encryptor = Encryptor.to_recipients(keys)
-        length = encryptor.ciphertext_size(size)
-        plain_hash, cipher_hash = hashlib.sha256(), hashlib.sha256()
-        progress.start(path.name, size)
+        for _attempt in range(2):
+            encryptor, uploader = self._upload_of(job, index, slot, keys, size)
+            length = encryptor.ciphertext_size(size)
+            progress.start(path.name, length)
+            digests = Digests()
+            sent = SentRecord(job.digests(index), lambda digest: job.record(index, digest))
 
-        def body() -> Iterator[bytes]:
-            read = 0
-            with path.open("rb") as handle:
-                while chunk := handle.read(READ_BATCH):
-                    read += len(chunk)
-                    plain_hash.update(chunk)
-                    out = encryptor.update(chunk)
-                    cipher_hash.update(out)
-                    progress.advance(len(chunk))
-                    yield out
-            if read != size:
-                raise UsageError(f"{path} changed while it was being sent")
-            out = encryptor.finish()
-            cipher_hash.update(out)
-            yield out
-
-        answer = self.api.upload(f"/api/v1/transfers/{transfer_id}/files/{file_id}", body(), length)
-        if answer["sha256"] != cipher_hash.hexdigest() or answer["size"] != length:
-            raise IntegrityError("the server stored something other than what was sent")
-        return mf.FileEntry(
-            id=file_id,
+            parts = functools.partial(encrypted_parts, path, size, encryptor, digests, sent.check)
+            try:
+                send_file(uploader, length, parts, progress.advance)
+                break
+            except SourceChangedError as exc:
+                self.notices.append(f"{path.name}: {exc.message}")
+                uploader.terminate()
+                slot.pop("upload", None)
+                job.forget_digests(index)
+        else:
+            raise UsageError(f"{path} keeps changing while it is being sent")
+        entry = mf.FileEntry(
+            id=slot["id"],
             name=path.name,
             size=size,
-            sha256=plain_hash.hexdigest(),
+            sha256=digests.plain,
             ciphertext_size=length,
-            ciphertext_sha256=cipher_hash.hexdigest(),
+            ciphertext_sha256=digests.cipher,
         )
+        slot["entry"] = dataclasses.asdict(entry)
+        job.save()
+        return entry
+
+    def _upload_of(
+        self, job: SendState, index: int, slot: dict[str, Any], keys: list[Recipient], size: int
+    ) -> tuple[Encryptor, Uploader]:
+        """The interrupted upload of this file if it can go on, else a new one."""
+        me = self.identity
+        if slot.get("upload"):
+            uploader = Uploader(self.api, slot["upload"], upload_retry_seconds())
+            try:
+                prefix, secret = base64.b64decode(slot["prefix"]), base64.b64decode(slot["secret"])
+                return Encryptor.resume(prefix, secret, [me.age_identity]), uploader
+            except (CryptoError, ValueError, KeyError):
+                uploader.terminate()
+        encryptor = Encryptor.to_recipients(keys)
+        length = encryptor.ciphertext_size(size)
+        location = Uploader.create(self.api, job.data["id"], slot["id"], length)
+        slot["upload"] = location
+        slot["prefix"] = base64.b64encode(encryptor.prefix).decode("ascii")
+        secret = encryptor.export_secret(me.age_identity.recipient)
+        slot["secret"] = base64.b64encode(secret).decode("ascii")
+        job.forget_digests(index)
+        job.save()
+        return encryptor, Uploader(self.api, location, upload_retry_seconds())
 
     def revoke(self, transfer_id: str) -> None:
         self.api.request("DELETE", f"/api/v1/transfers/{_path_part(transfer_id)}")
 
     # --- receiving ----------------------------------------------------------------------------
 
-    def inbox(self, limit: int = 50) -> list[TransferInfo]:
-        return self._listing("inbox", limit)
+    def inbox(self, limit: int = 50, cursor: str | None = None) -> TransferPage:
+        """The newest `limit` transfers sent to this account (1 to 500), or those after
+        `cursor`, the `next_cursor` of a previous page."""
+        return self._listing("inbox", limit, cursor)
 
-    def outbox(self, limit: int = 50) -> list[TransferInfo]:
-        return self._listing("outbox", limit)
+    def outbox(self, limit: int = 50, cursor: str | None = None) -> TransferPage:
+        """As `inbox`, for the transfers this account sent."""
+        return self._listing("outbox", limit, cursor)
 
-    def _listing(self, box: str, limit: int) -> list[TransferInfo]:
-        answer = self.api.request("GET", "/api/v1/transfers", params={"box": box, "limit": limit})
-        return [self._info(t) for t in answer]
+    def iter_inbox(
+        self, cursor: str | None = None, *, page_size: int = LISTING_PAGE
+    ) -> Iterator[TransferInfo]:
+        """Every transfer of the inbox (after `cursor`), newest first, a page at a time."""
+        return self._walk("inbox", cursor, page_size)
+
+    def iter_outbox(
+        self, cursor: str | None = None, *, page_size: int = LISTING_PAGE
+    ) -> Iterator[TransferInfo]:
+        return self._walk("outbox", cursor, page_size)
+
+    def _walk(self, box: str, cursor: str | None, page_size: int) -> Iterator[TransferInfo]:
+        seen: set[str] = set()
+        while True:
+            page = self._listing(box, page_size, cursor)
+            yield from page.items
+            if page.next_cursor is None:
+                return
+            if page.next_cursor in seen:
+                raise TransportError("the server's listing goes round in circles")
+            seen.add(page.next_cursor)
+            cursor = page.next_cursor
+
+    def _listing(self, box: str, limit: int, cursor: str | None) -> TransferPage:
+        params: dict[str, str | int] = {"box": box, "limit": limit}
+        if cursor is not None:
+            params["cursor"] = cursor
+        answer = self.api.request("GET", "/api/v1/transfers", params=params)
+        try:
+            items, following = answer["items"], answer["next_cursor"]
+        except (KeyError, TypeError) as exc:
+            raise TransportError("the server sent a malformed listing") from exc
+        if not isinstance(items, list) or not isinstance(following, str | None):
+            raise TransportError("the server sent a malformed listing")
+        return TransferPage([self._info(t) for t in items], following)
 
     def _info(self, transfer: dict[str, Any]) -> TransferInfo:
         base = {
@@ -512,64 +660,55 @@ class Client:
         if _parse_time(manifest.expires) <= datetime.now(UTC):
             raise GoneError("this transfer has expired")
         out_dir.mkdir(parents=True, exist_ok=True)
-        temps: list[Path] = []
+        partials: list[Partial] = []
+        keep = False
         try:
             for entry in manifest.files:
-                temps.append(
+                partials.append(
                     self._fetch(transfer_id, entry, out_dir, raw, progress or _NoProgress())
                 )
             # Nothing is placed until every file has been authenticated.
             return [
-                names.place(temp, out_dir, entry.name + (".age" if raw else ""))
-                for temp, entry in zip(temps, manifest.files, strict=True)
+                names.place(partial.path, out_dir, entry.name + (".age" if raw else ""))
+                for partial, entry in zip(partials, manifest.files, strict=True)
             ]
+        except RESUMABLE:
+            keep = True  # the files already checked are kept for the next attempt too
+            raise
         finally:
-            for temp in temps:
-                temp.unlink(missing_ok=True)
+            for partial in partials:
+                partial.close() if keep else partial.discard()
 
     def _fetch(
         self, transfer_id: str, entry: mf.FileEntry, out_dir: Path, raw: bool, progress: Progress
-    ) -> Path:
-        fd, name = tempfile.mkstemp(dir=out_dir, prefix=".pli-", suffix=".part")
-        temp = Path(name)
-        try:
-            with os.fdopen(fd, "wb") as handle:
-                self._receive(transfer_id, entry, handle, raw, progress)
-        except BaseException:
-            temp.unlink(missing_ok=True)
-            raise
-        return temp
-
-    def _receive(
-        self, transfer_id: str, entry: mf.FileEntry, out: BinaryIO, raw: bool, progress: Progress
-    ) -> None:
-        decryptor = None if raw else Decryptor([self.identity.age_identity])
-        cipher_hash, plain_hash = hashlib.sha256(), hashlib.sha256()
-        received = written = 0
-        progress.start(names.safe_name(entry.name), entry.ciphertext_size)
+    ) -> Partial:
+        """Download one file into its partial file (resuming an earlier attempt's), checked
+        against the signed manifest."""
+        partial = Partial.open(out_dir, partial_name(transfer_id, entry, raw=raw))
+        label = names.safe_name(entry.name)
         path = f"/api/v1/transfers/{transfer_id}/files/{entry.id}"
-        with self.api.download(path) as chunks:
-            for chunk in chunks:
-                received += len(chunk)
-                if received > entry.ciphertext_size:
-                    raise IntegrityError("the server sent more bytes than the sender signed for")
-                cipher_hash.update(chunk)
-                plain = chunk if decryptor is None else decryptor.update(chunk)
-                plain_hash.update(plain)
-                written += out.write(plain)
-                progress.advance(len(chunk))
-        if decryptor is not None:
-            plain = decryptor.finish()
-            plain_hash.update(plain)
-            written += out.write(plain)
-        if cipher_hash.hexdigest() != entry.ciphertext_sha256 or received != entry.ciphertext_size:
-            raise IntegrityError("a file does not match the sender's signed manifest")
-        if decryptor is not None and (
-            plain_hash.hexdigest() != entry.sha256 or written != entry.size
-        ):
-            raise IntegrityError("a decrypted file does not match the sender's signed manifest")
-        out.flush()
-        os.fsync(out.fileno())
+        identities = None if raw else [self.identity.age_identity]
+        receiver = Receiver(self.api, path, entry, partial, identities, progress, label)
+        try:
+            receiver.run()
+        except RESUMABLE as exc:
+            partial.close()
+            if isinstance(exc, TransportError) and exc.hint is None:
+                exc.hint = "run the same command again to resume the download"
+            raise
+        except BaseException as exc:
+            partial.discard()
+            if isinstance(exc, CryptoError) and receiver.resumed and exc.hint is None:
+                exc.hint = "the partial download was deleted: run the command again"
+            raise
+        finally:
+            if receiver.resumed:
+                self.notices.append(f"{label}: resumed an interrupted download")
+        return partial
+
+
+# Failures after which a partial download is kept, for the same command to resume.
+RESUMABLE = (TransportError, AuthError, OSError, KeyboardInterrupt)
 
 
 CLOCK_SKEW = timedelta(minutes=5)

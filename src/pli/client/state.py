@@ -41,6 +41,18 @@ class Home:
             Path(tmp).unlink(missing_ok=True)
             raise
 
+    def append(self, name: str, data: bytes) -> None:
+        """Append and make durable: for records that only grow."""
+        self.path.mkdir(parents=True, exist_ok=True, mode=0o700)
+        fd = os.open(
+            self._file(name), os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW, 0o600
+        )
+        try:
+            os.write(fd, data)
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
     def read(self, name: str) -> bytes | None:
         try:
             return self._file(name).read_bytes()

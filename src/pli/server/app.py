@@ -20,8 +20,11 @@ from pli.server.keys.routes import router as keys_router
 from pli.server.ratelimit import LoginGuard, MemoryCounters, RedisCounters
 from pli.server.transfers import service as transfers
 from pli.server.transfers.routes import router as transfers_router
-from pli.store.blobs import LocalBlobStore
+from pli.server.uploads import service as uploads
+from pli.server.uploads.routes import router as uploads_router
+from pli.store.blobs import BlobStore
 from pli.store.db import Database, database_url, make_engine, migrate
+from pli.store.factory import open_blob_store
 
 log = logging.getLogger("pli.server")
 
@@ -31,7 +34,7 @@ def create_app(settings: Settings) -> FastAPI:
     engine = make_engine(database_url(settings.data_dir, settings.database_url))
     migrate(engine)
     db = Database(engine)
-    blobs = LocalBlobStore(settings.data_dir / "blobs")
+    blobs = open_blob_store(settings.blob_store, settings.data_dir)
 
     @contextlib.asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
@@ -58,6 +61,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(auth_router)
     app.include_router(keys_router)
     app.include_router(transfers_router)
+    app.include_router(uploads_router)
     app.include_router(admin_router)
 
     @app.get("/healthz", tags=["health"])
@@ -67,7 +71,7 @@ def create_app(settings: Settings) -> FastAPI:
     return app
 
 
-async def _purge_loop(db: Database, blobs: LocalBlobStore, settings: Settings) -> None:
+async def _purge_loop(db: Database, blobs: BlobStore, settings: Settings) -> None:
     while True:
         try:
             await run_in_threadpool(_purge_once, db, blobs, settings)
@@ -76,8 +80,11 @@ async def _purge_loop(db: Database, blobs: LocalBlobStore, settings: Settings) -
         await asyncio.sleep(settings.purge_interval)
 
 
-def _purge_once(db: Database, blobs: LocalBlobStore, settings: Settings) -> None:
+def _purge_once(db: Database, blobs: BlobStore, settings: Settings) -> None:
     with db.session() as session:
         count = transfers.purge_expired(session, blobs, now=settings.clock())
+        abandoned = uploads.purge_abandoned(session, blobs, now=settings.clock())
     if count:
         log.info("purged %d expired transfer(s)", count)
+    if abandoned:
+        log.info("dropped %d abandoned upload(s)", abandoned)

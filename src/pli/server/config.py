@@ -31,11 +31,13 @@ class Settings:
     session_idle: timedelta = timedelta(hours=1)  # ended after this long without a request
     token_key_hex: str | None = None  # PLI_TOKEN_KEY; else a key file in the data directory
     redis_url: str | None = None  # shared login counters across instances
+    blob_store: str | None = None  # PLI_BLOB_STORE: s3://bucket/prefix; else data_dir/blobs
     trusted_proxies: tuple[str, ...] = ()  # networks whose X-Forwarded-For is believed
     login_policy: LoginPolicy = field(default_factory=LoginPolicy)
     require_2fa: bool = False  # accounts without a second factor may only enrol one
     max_file_size: int = 64 << 30
     purge_interval: float = 30.0
+    upload_grace: timedelta = timedelta(hours=24)  # an upload without progress is dropped after
     clock: Callable[[], datetime] = field(default=utcnow)
     # HTTP hardening (pli.server.security and pli.server.protocol; see docs/security.md)
     max_request_body: int = 8 << 20  # every body but an upload's (bounded by max_file_size)
@@ -58,6 +60,7 @@ class Settings:
             session_idle=parse_duration(env.get("PLI_SESSION_IDLE", "1h")),
             token_key_hex=env.get("PLI_TOKEN_KEY") or None,
             redis_url=env.get("PLI_REDIS_URL") or None,
+            blob_store=env.get("PLI_BLOB_STORE") or None,
             require_2fa=env.get("PLI_REQUIRE_2FA", "").lower() in ("1", "true", "yes"),
             trusted_proxies=_networks(env.get("PLI_TRUSTED_PROXIES", "")),
             login_policy=LoginPolicy(
@@ -67,6 +70,7 @@ class Settings:
                 window=parse_duration(env.get("PLI_LOGIN_WINDOW", "15m")),
             ),
             max_file_size=_file_size(env),
+            upload_grace=parse_duration(env.get("PLI_UPLOAD_GRACE", "24h")),
             header_timeout=parse_duration(env.get("PLI_HEADER_TIMEOUT", "10s")),
             body_timeout=parse_duration(env.get("PLI_BODY_TIMEOUT", "30s")),
             body_min_rate=_count(env, "PLI_BODY_MIN_RATE", 16 << 10),

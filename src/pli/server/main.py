@@ -38,7 +38,8 @@ def serve(
     app = create_app(settings)
     url = f"{'https' if tls else 'http'}://{host}:{port}"
     where = "PostgreSQL" if settings.database_url else f"SQLite in {data}"
-    announce(f"pli is serving on {url} (metadata: {where}; blobs: {data / 'blobs'})")
+    blobs = settings.blob_store or data / "blobs"
+    announce(f"pli is serving on {url} (metadata: {where}; blobs: {blobs})")
     pli = _program()
     announce(f"create the first account with:  {pli} admin create-user EMAIL --data {data} --admin")
     announce(f"then, on a client:               {pli} login {url} --email EMAIL")

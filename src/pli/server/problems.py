@@ -36,9 +36,13 @@ _STATUSES = {
     404: "Not found, or not yours to know about",
     409: "Conflict with the current state",
     410: "Expired or revoked",
+    412: "Unsupported protocol version (resumable uploads: send Tus-Resumable: 1.0.0)",
     413: "Too large",
+    415: "Wrong content type (resumable uploads: application/offset+octet-stream)",
     422: "Invalid request",
+    423: "Busy: another request is writing to this upload; try again shortly",
     429: "Too many attempts: try again later",
+    460: "Checksum mismatch (resumable uploads: the bytes do not match Upload-Checksum)",
     500: "Internal error",
 }
 RESPONSES: dict[int | str, dict[str, Any]] = {

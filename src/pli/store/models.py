@@ -6,6 +6,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from sqlalchemy import (
+    BigInteger,
     Boolean,
     DateTime,
     ForeignKey,
@@ -98,7 +99,8 @@ class Device(Base):
 
 class Transfer(Base):
     __tablename__ = "transfers"
-    __table_args__ = (Index("ix_transfers_sender_created", "sender_id", "created_at"),)
+    # The outbox, newest first and keyset-paginated: a range scan of one sender's entries.
+    __table_args__ = (Index("ix_transfers_sender_created_id", "sender_id", "created_at", "id"),)
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True)
     sender_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
@@ -111,13 +113,19 @@ class Transfer(Base):
 
 class TransferRecipient(Base):
     __tablename__ = "transfer_recipients"
+    # The inbox, newest first and keyset-paginated: a range scan of one recipient's entries.
+    __table_args__ = (
+        Index("ix_transfer_recipients_user_created", "user_id", "created_at", "transfer_id"),
+    )
 
     transfer_id: Mapped[str] = mapped_column(
         ForeignKey("transfers.id", ondelete="CASCADE"), primary_key=True
     )
     user_id: Mapped[int] = mapped_column(
-        ForeignKey("users.id", ondelete="CASCADE"), primary_key=True, index=True
+        ForeignKey("users.id", ondelete="CASCADE"), primary_key=True
     )
+    # A copy of the transfer's `created_at` (which never changes), for the index above.
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
 
 
 class TransferFile(Base):
@@ -129,5 +137,30 @@ class TransferFile(Base):
     )
     position: Mapped[int] = mapped_column(Integer)
     blob_key: Mapped[str | None] = mapped_column(String(64), nullable=True)
-    size: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    size: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
     sha256: Mapped[str | None] = mapped_column(String(64), nullable=True)
+
+
+class Upload(Base):
+    """A resumable upload (tus 1.0) of one file's ciphertext. Everything an instance needs to
+    carry on is here, so any instance serves the next request."""
+
+    __tablename__ = "uploads"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    transfer_id: Mapped[str] = mapped_column(
+        ForeignKey("transfers.id", ondelete="CASCADE"), index=True
+    )
+    file_id: Mapped[str] = mapped_column(
+        ForeignKey("transfer_files.id", ondelete="CASCADE"), index=True
+    )
+    length: Mapped[int] = mapped_column(BigInteger)
+    offset: Mapped[int] = mapped_column(BigInteger, default=0)
+    token: Mapped[str] = mapped_column(String(1024))  # the blob store's handle on the parts
+    parts: Mapped[str] = mapped_column(Text, default="[]")  # JSON: the committed parts
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)  # abandoned after
+    # One request at a time writes: it holds the lease, renewed while it receives.
+    lease_until: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    completed_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)

@@ -1,17 +1,20 @@
-"""Transfer lifecycle. Every read starts from `visible_to(user)`: a query that forgets a
-permission check still cannot see another user's transfers."""
+"""Transfer lifecycle. Every read starts from `visible_to(user)`, or for a listing from one of
+its halves, `sent_by(user)` or `addressed_to(user)`: a query that forgets a permission check
+still cannot see another user's transfers."""
 
 from __future__ import annotations
 
 import secrets
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import Select, or_, select
+from sqlalchemy import Select, or_, select, tuple_
 from sqlalchemy.orm import Session
 
 from pli.errors import ConflictError, ForbiddenError, GoneError, NotFoundError, UsageError
 from pli.server.keys.service import devices_of, user_by_email
+from pli.server.transfers import cursor as cursors
 from pli.store import models
 from pli.store.blobs import BlobStore
 
@@ -31,6 +34,22 @@ def visible_to(user: models.User) -> Select[models.Transfer]:
     )
     return select(models.Transfer).where(
         or_(models.Transfer.sender_id == user.id, models.Transfer.id.in_(recipient_of))
+    )
+
+
+def sent_by(user: models.User) -> Select[models.Transfer]:
+    """The outbox half of `visible_to`."""
+    return select(models.Transfer).where(models.Transfer.sender_id == user.id)
+
+
+def addressed_to(user: models.User) -> Select[models.Transfer]:
+    """The inbox half of `visible_to`, joined to the user's recipient rows (which an inbox
+    is read from, in their index order)."""
+    mine = models.TransferRecipient
+    return (
+        select(models.Transfer)
+        .join(mine, mine.transfer_id == models.Transfer.id)
+        .where(mine.user_id == user.id)
     )
 
 
@@ -68,7 +87,9 @@ def create(
     )
     session.add(transfer)
     session.flush()
-    session.add_all(models.TransferRecipient(transfer_id=transfer.id, user_id=u) for u in users)
+    session.add_all(
+        models.TransferRecipient(transfer_id=transfer.id, user_id=u, created_at=now) for u in users
+    )
     rows = [
         models.TransferFile(id=new_id(), transfer_id=transfer.id, position=i) for i in range(files)
     ]
@@ -99,20 +120,38 @@ def get_visible(
 
 
 def _view(session: Session, transfer: models.Transfer) -> TransferView:
-    sender = session.get(models.User, transfer.sender_id)
+    return _views(session, [transfer])[0]
+
+
+def _views(session: Session, transfers: Sequence[models.Transfer]) -> list[TransferView]:
+    """The views of `transfers`, in order: three queries however many there are."""
+    if not transfers:
+        return []
+    ids = [t.id for t in transfers]
+    sender_ids = {t.sender_id for t in transfers}
+    named = select(models.User.id, models.User.email).where(models.User.id.in_(sender_ids))
+    senders = {row.id: row.email for row in session.execute(named)}
+    recipients: dict[str, list[str]] = {i: [] for i in ids}
     stmt = (
-        select(models.User.email)
-        .join(models.TransferRecipient, models.TransferRecipient.user_id == models.User.id)
-        .where(models.TransferRecipient.transfer_id == transfer.id)
+        select(models.TransferRecipient.transfer_id, models.User.email)
+        .join(models.User, models.TransferRecipient.user_id == models.User.id)
+        .where(models.TransferRecipient.transfer_id.in_(ids))
         .order_by(models.User.email)
     )
-    files = select(models.TransferFile).where(models.TransferFile.transfer_id == transfer.id)
-    return TransferView(
-        transfer,
-        sender.email if sender else "",
-        list(session.scalars(stmt)),
-        list(session.scalars(files.order_by(models.TransferFile.position))),
+    for transfer_id, email in session.execute(stmt):
+        recipients[transfer_id].append(email)
+    files: dict[str, list[models.TransferFile]] = {i: [] for i in ids}
+    rows = (
+        select(models.TransferFile)
+        .where(models.TransferFile.transfer_id.in_(ids))
+        .order_by(models.TransferFile.transfer_id, models.TransferFile.position)
     )
+    for row in session.scalars(rows):
+        files[row.transfer_id].append(row)
+    return [
+        TransferView(t, senders.get(t.sender_id, ""), recipients[t.id], files[t.id])
+        for t in transfers
+    ]
 
 
 def own_uploading(
@@ -137,7 +176,12 @@ def upload_target(
 
 
 def attach_blob(
-    session: Session, blobs: BlobStore, row: models.TransferFile, key: str, size: int, digest: str
+    session: Session,
+    blobs: BlobStore,
+    row: models.TransferFile,
+    key: str,
+    size: int,
+    digest: str | None,
 ) -> None:
     old = row.blob_key
     row.blob_key, row.size, row.sha256 = key, size, digest
@@ -160,21 +204,49 @@ def seal(
     return view
 
 
+@dataclass(frozen=True)
+class Page:
+    views: list[TransferView]
+    next_cursor: str | None  # None: this page is the last
+
+
 def listing(
-    session: Session, user: models.User, box: str, *, now: datetime, limit: int
-) -> list[TransferView]:
-    stmt = visible_to(user).where(
-        models.Transfer.state == "sealed", models.Transfer.expires_at > now
-    )
+    session: Session,
+    user: models.User,
+    box: str,
+    *,
+    now: datetime,
+    limit: int,
+    cursor: str | None = None,
+) -> Page:
+    """The sealed, unexpired transfers of the user's inbox or outbox, newest first: `limit` of
+    them, after the position `cursor` holds. Keyset pagination on (created_at, id), read in the
+    order of an index (see models.Transfer and models.TransferRecipient): a page costs the
+    same however deep it is and however many transfers the user has, in four queries."""
+    after = cursors.decode(cursor, box) if cursor is not None else None
+    transfers = list(session.scalars(listing_query(user, box, now=now, after=after, limit=limit)))
+    if len(transfers) <= limit:
+        return Page(_views(session, transfers), None)
+    last = transfers[limit - 1]
+    following = cursors.encode(cursors.Position(box, last.created_at, last.id))
+    return Page(_views(session, transfers[:limit]), following)
+
+
+def listing_query(
+    user: models.User, box: str, *, now: datetime, after: cursors.Position | None, limit: int
+) -> Select[models.Transfer]:
+    """The query behind a page of `listing`: one row more than `limit`, to know whether
+    another page follows."""
     if box == "outbox":
-        stmt = stmt.where(models.Transfer.sender_id == user.id)
+        stmt = sent_by(user)
+        created, key = models.Transfer.created_at, models.Transfer.id
     else:
-        recipient_of = select(models.TransferRecipient.transfer_id).where(
-            models.TransferRecipient.user_id == user.id
-        )
-        stmt = stmt.where(models.Transfer.id.in_(recipient_of))
-    stmt = stmt.order_by(models.Transfer.created_at.desc(), models.Transfer.id).limit(limit)
-    return [_view(session, t) for t in session.scalars(stmt)]
+        stmt = addressed_to(user)
+        created, key = models.TransferRecipient.created_at, models.TransferRecipient.transfer_id
+    stmt = stmt.where(models.Transfer.state == "sealed", models.Transfer.expires_at > now)
+    if after is not None:
+        stmt = stmt.where(tuple_(created, key) < (after.created_at, after.id))
+    return stmt.order_by(created.desc(), key.desc()).limit(limit + 1)
 
 
 def downloadable(
