@@ -39,7 +39,14 @@ lint: dev
 typecheck: dev
 	$(BIN)/mypy
 
-pytest: dev system-deps
+# The C2SP CCTV age vectors (npm package cctv-age, pinned in tests/vectors/cctv).
+CCTV := tests/vectors/cctv/node_modules/cctv-age
+
+$(CCTV): tests/vectors/cctv/package-lock.json
+	npm ci --prefix tests/vectors/cctv --no-audit --no-fund
+	touch $@
+
+pytest: dev system-deps $(CCTV)
 	$(BIN)/pytest -n 2
 
 # Known vulnerabilities in the installed dependencies; exceptions in audit-allowlist.toml.
@@ -55,5 +62,7 @@ fuzz-long: dev system-deps
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache
 
+# `make bench`: every benchmark at full size beside its reference, one table, written to
+# benchmarks/RESULTS.md with the machine's description (several minutes).
 bench: dev system-deps
-	$(BIN)/python -m benchmarks.transfer --size-mib $${SIZE_MIB:-1024}
+	$(BIN)/python -m benchmarks --size-mib $${SIZE_MIB:-1024} --output benchmarks/RESULTS.md
