@@ -138,6 +138,7 @@ class TransferFile(Base):
     position: Mapped[int] = mapped_column(Integer)
     blob_key: Mapped[str | None] = mapped_column(String(64), nullable=True)
     size: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    # Written by earlier versions only: the ciphertext digest that counts is the signed one.
     sha256: Mapped[str | None] = mapped_column(String(64), nullable=True)
 
 

@@ -27,7 +27,6 @@ class CreateRequest(BaseModel):
 class FileOut(BaseModel):
     id: str
     size: int | None
-    sha256: str | None
 
 
 class TransferOut(BaseModel):
@@ -61,7 +60,7 @@ def _out(view: service.TransferView) -> TransferOut:
         recipients=view.recipients,
         created_at=t.created_at,
         expires_at=t.expires_at,
-        files=[FileOut(id=f.id, size=f.size, sha256=f.sha256) for f in view.files],
+        files=[FileOut(id=f.id, size=f.size) for f in view.files],
         manifest=base64.b64encode(t.manifest).decode("ascii") if t.manifest else None,
     )
 

@@ -176,15 +176,12 @@ def upload_target(
 
 
 def attach_blob(
-    session: Session,
-    blobs: BlobStore,
-    row: models.TransferFile,
-    key: str,
-    size: int,
-    digest: str | None,
+    session: Session, blobs: BlobStore, row: models.TransferFile, key: str, size: int
 ) -> None:
+    """The file's blob, complete; one it replaces is deleted. Its integrity is the signed
+    manifest's business: every recipient checks the ciphertext digest the sender signed."""
     old = row.blob_key
-    row.blob_key, row.size, row.sha256 = key, size, digest
+    row.blob_key, row.size, row.sha256 = key, size, None
     session.commit()
     if old is not None:
         blobs.delete(old)

@@ -187,7 +187,7 @@ def finish(session: Session, blobs: BlobStore, state: UploadState, *, now: datet
         session.commit()
         blobs.delete(key)
         return
-    transfers.attach_blob(session, blobs, file_row, key, state.length, None)
+    transfers.attach_blob(session, blobs, file_row, key, state.length)
 
 
 def terminate(
