@@ -110,8 +110,16 @@ class TooLargeError(PliError):
 
 
 class RateLimitedError(PliError):
+    """`retry_after`, when known: the seconds after which a new attempt may succeed."""
+
     status = 429
     title = "Too many requests"
+
+    def __init__(
+        self, message: str, *, hint: str | None = None, retry_after: int | None = None
+    ) -> None:
+        super().__init__(message, hint=hint)
+        self.retry_after = retry_after
 
 
 class TransportError(PliError):

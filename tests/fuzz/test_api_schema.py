@@ -40,10 +40,12 @@ from schemathesis.specs.openapi.checks import (
 from tests.integration.conftest import (
     PASSWORD,
     POSTGRES_ADMIN_URL,
+    TUS,
     Server,
     make_user,
     start_server,
     stop_server,
+    upload_metadata,
 )
 
 SEED = 20261128
@@ -65,11 +67,13 @@ CONFIG = schemathesis.Config.from_dict(
 )
 # The fuzzer sends thousands of wrong passwords, some for the sender's own address (it learns
 # it from responses): with the default limits, the sender could not log in again after a
-# logout. The limits themselves are tested in tests/integration; here they are out of the way.
+# logout. The limits themselves are tested in tests/integration; here they are out of the way,
+# with the rate limit of the routes without an account (tested in tests/unit/server).
 RELAXED_LOGIN_LIMITS = {
     "PLI_LOGIN_MAX_FAILURES": "1000000",
     "PLI_LOGIN_REFUSE_AFTER": "1000000",
     "PLI_LOGIN_ACCOUNT_SLOW_AFTER": "1000000",
+    "PLI_PUBLIC_RATE_LIMIT": "1000000",
 }
 # Who sends each request: mostly the logged-in sender, so authenticated handlers are reached.
 CALLERS = ["sender", "sender", "sender", "sender", "nobody", "forged"]
@@ -83,6 +87,7 @@ class Target:
     file_id: str
     token: str = ""
     refreshed: int = 0
+    known: dict[str, str] = field(default_factory=dict)  # other real ids, by parameter name
     seen: Counter[tuple[str, int]] = field(default_factory=Counter)
 
     def login(self) -> None:
@@ -128,6 +133,7 @@ def target(tmp_path_factory: pytest.TempPathFactory, database_url: str | None) -
         )
         assert shown.status_code == 200, shown.text
         target.file_id = shown.json()["files"][0]["id"]
+        target.known = _link_and_request(server.url, target.token)
         yield target
     finally:
         stop_server(server)
@@ -136,9 +142,25 @@ def target(tmp_path_factory: pytest.TempPathFactory, database_url: str | None) -
     assert "unexpected server error" not in log, log[-5000:]
 
 
+def _link_and_request(url: str, token: str) -> dict[str, str]:
+    """A sealed share link and an open file request of the sender: their ids."""
+    with httpx.Client(base_url=url, headers={"authorization": f"Bearer {token}"}) as http:
+        link = http.post("/api/v1/links", json={"files": 1}).json()
+        meta = upload_metadata(link["id"], link["transfer"]["files"][0]["id"])
+        tus = {**TUS, "upload-length": "1", "upload-metadata": meta}
+        location = http.post("/api/v1/uploads", headers=tus).headers["location"]
+        patch = {**TUS, "upload-offset": "0", "content-type": "application/offset+octet-stream"}
+        http.patch(location, headers=patch, content=b"x")
+        http.post(f"/api/v1/transfers/{link['id']}/seal", json={"manifest": "AAAA"})
+        request = http.post("/api/v1/requests", json={}).json()
+        body = {"document": "AAAA", "sealed_key": "AAAA"}
+        http.post(f"/api/v1/requests/{request['id']}/seal", json=body)
+    return {"link_id": link["id"], "request_id": request["id"]}
+
+
 def _call(case: Case[Any], caller: str, real_ids: bool, target: Target) -> None:
     if real_ids and case.path_parameters:
-        known = {"transfer_id": target.transfer_id, "file_id": target.file_id}
+        known = {"transfer_id": target.transfer_id, "file_id": target.file_id, **target.known}
         case.path_parameters = {k: known.get(k, v) for k, v in case.path_parameters.items()}
     case.headers.pop("authorization", None)  # case-insensitive: any generated one goes
     if caller == "sender":

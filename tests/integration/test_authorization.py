@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 import httpx
@@ -16,9 +17,13 @@ from tests.integration.conftest import PASSWORD, Server, User, make_user, upload
 
 ROLES = ("anonymous", "other", "recipient", "sender", "administrator")
 T, F = "{transfer_id}", "{file_id}"
+L, R, A = "{link_id}", "{request_id}", "{answer_id}"  # the sender's link and file request
 # (method, path) -> expected status per role, in ROLES order. Order matters: revoke and
 # logout run last because they end the transfer and the session. The administrator (an account
 # made with --admin, party to no transfer) is answered like any other user outside the admin API.
+# Routes without an account are called with what opens them (a link's download ticket, an
+# answer's guest token) whatever the role: an account adds nothing there (see
+# test_accounts_open_nothing_without_an_account).
 MATRIX: dict[tuple[str, str], tuple[int, int, int, int, int]] = {
     ("GET", "/healthz"): (200, 200, 200, 200, 200),
     ("GET", "/openapi.json"): (200, 200, 200, 200, 200),
@@ -49,6 +54,24 @@ MATRIX: dict[tuple[str, str], tuple[int, int, int, int, int]] = {
     ("HEAD", "/api/v1/uploads/{upload_id}"): (401, 404, 404, 200, 404),
     ("PATCH", "/api/v1/uploads/{upload_id}"): (401, 404, 404, 204, 404),
     ("DELETE", "/api/v1/uploads/{upload_id}"): (401, 404, 404, 204, 404),
+    # Share links and file requests: their owner's routes.
+    ("POST", "/api/v1/links"): (401, 201, 201, 201, 201),
+    ("GET", "/api/v1/links"): (401, 200, 200, 200, 200),
+    ("POST", "/api/v1/requests"): (401, 201, 201, 201, 201),
+    ("GET", "/api/v1/requests"): (401, 200, 200, 200, 200),
+    ("GET", f"/api/v1/requests/{R}"): (401, 404, 404, 200, 404),
+    ("POST", f"/api/v1/requests/{R}/seal"): (401, 404, 404, 409, 404),  # sealed already
+    # ... and those of anyone holding the URL, with no account.
+    ("POST", f"/api/v1/public/links/{L}/tickets"): (201, 201, 201, 201, 201),
+    ("GET", f"/api/v1/public/links/{L}"): (200, 200, 200, 200, 200),  # with the ticket
+    ("GET", f"/api/v1/public/links/{L}/files/{F}"): (200, 200, 200, 200, 200),  # with it too
+    ("GET", f"/api/v1/public/requests/{R}"): (200, 200, 200, 200, 200),
+    ("POST", f"/api/v1/public/requests/{R}/answers"): (201, 201, 201, 201, 201),
+    ("POST", f"/api/v1/public/answers/{A}/seal"): (409, 409, 409, 409, 409),  # not uploaded
+    ("GET", f"/l/{L}"): (200, 200, 200, 200, 200),  # the landing pages
+    ("GET", f"/r/{R}"): (200, 200, 200, 200, 200),
+    ("POST", f"/api/v1/requests/{R}/close"): (401, 404, 404, 200, 404),
+    ("DELETE", f"/api/v1/links/{L}"): (401, 404, 404, 204, 404),
     ("POST", "/api/v1/auth/logout-all"): (401, 200, 200, 200, 200),
     ("POST", "/api/v1/auth/logout"): (401, 204, 204, 204, 204),
 }
@@ -64,7 +87,13 @@ HEADERS = {
         "content-type": "application/offset+octet-stream",
     },
     ("DELETE", "/api/v1/uploads/{upload_id}"): TUS,
+    # + the link's ticket and the answer's guest token, in the test
+    ("GET", f"/api/v1/public/links/{L}"): {},
+    ("GET", f"/api/v1/public/links/{L}/files/{F}"): {},
+    ("POST", f"/api/v1/public/answers/{A}/seal"): {},
 }
+# Path parameters that name something else than `ids` has under the same name.
+PATH_IDS = {("GET", f"/api/v1/public/links/{L}/files/{F}"): {"file_id": "link_file_id"}}
 BODIES = {
     ("POST", "/api/v1/devices"): {"bundle": {}},
     ("POST", "/api/v1/transfers"): {"recipients": ["bob@example.org"], "files": 1},
@@ -76,6 +105,11 @@ BODIES = {
     ("POST", "/api/v1/me/password/verify"): {"password": PASSWORD},
     ("PUT", "/api/v1/devices/{device_id}/escrow"): {"escrow": "AAAA"},
     ("POST", "/api/v1/me/2fa/totp/disable"): {"code": "000000"},
+    ("POST", "/api/v1/links"): {"files": 1},
+    ("POST", "/api/v1/requests"): {},
+    ("POST", f"/api/v1/requests/{R}/seal"): {"document": "AAAA", "sealed_key": "AAAA"},
+    ("POST", f"/api/v1/public/requests/{R}/answers"): {"files": [2]},
+    ("POST", f"/api/v1/public/answers/{A}/seal"): {"manifest": "AAAA"},
 }
 
 
@@ -87,11 +121,22 @@ def _routes(tmp_path: Path) -> set[tuple[str, str]]:
         for path, operations in app.openapi()["paths"].items()
         for method in operations
     }
-    for route in app.routes:
+    for route in _flattened(app.routes):
         for method in getattr(route, "methods", None) or ():
             if method not in ("HEAD", "OPTIONS"):
                 found.add((method, getattr(route, "path", "")))
     return found
+
+
+def _flattened(routes: Iterable[object]) -> Iterator[object]:
+    """Every route, including those of the routers the app includes (which FastAPI keeps
+    behind one entry each, with the router as `original_router`)."""
+    for route in routes:
+        inner = getattr(route, "original_router", None)
+        if inner is None:
+            yield route
+        else:
+            yield from _flattened(inner.routes)
 
 
 # Every route reachable without authentication, counted on purpose: pre-authentication code is
@@ -101,6 +146,16 @@ PRE_AUTHENTICATION = {
     ("GET", "/healthz"),
     ("GET", "/openapi.json"),
     ("POST", "/api/v1/auth/login"),
+    # Share links and file requests, for people without an account: rate-limited per address,
+    # and every failure answers one uniform 404 (pli.server.links, pli.server.requests).
+    ("POST", f"/api/v1/public/links/{L}/tickets"),
+    ("GET", f"/api/v1/public/links/{L}"),
+    ("GET", f"/api/v1/public/links/{L}/files/{F}"),
+    ("GET", f"/api/v1/public/requests/{R}"),
+    ("POST", f"/api/v1/public/requests/{R}/answers"),
+    ("POST", f"/api/v1/public/answers/{A}/seal"),  # with the answer's guest token
+    ("GET", f"/l/{L}"),  # static pages: no lookup, nothing echoed
+    ("GET", f"/r/{R}"),
 }
 
 
@@ -162,8 +217,46 @@ def setting(sqlite_server: Server, tmp_path: Path) -> tuple[dict[str, str | None
         "recipient": bob.email,
         "sender": alice.email,
         "administrator": dave.email,
+        **_external(sqlite_server.url, _auth(_token(alice))),
     }
     return tokens, ids
+
+
+def _external(url: str, owner: dict[str, str]) -> dict[str, str]:
+    """The sender's sealed share link, with a download ticket, and open file request, with an
+    answer being uploaded: their ids (the ticket and guest token go into HEADERS)."""
+    with httpx.Client(base_url=url, headers=owner, timeout=30) as http:
+        link = http.post("/api/v1/links", json={"files": 1}).json()
+        link_file = link["transfer"]["files"][0]["id"]
+        meta = upload_metadata(link["id"], link_file)
+        tus = {**TUS, "upload-length": "1", "upload-metadata": meta}
+        location = http.post("/api/v1/uploads", headers=tus).headers["location"]
+        patch = {**TUS, "upload-offset": "0", "content-type": "application/offset+octet-stream"}
+        assert http.patch(location, headers=patch, content=b"x").status_code == 204
+        sealed = http.post(f"/api/v1/transfers/{link['id']}/seal", json={"manifest": "AAAA"})
+        assert sealed.status_code == 200, sealed.text
+        request = http.post("/api/v1/requests", json={"max_files": 10}).json()
+        body = {"document": "AAAA", "sealed_key": "AAAA"}
+        assert http.post(f"/api/v1/requests/{request['id']}/seal", json=body).status_code == 200
+    with httpx.Client(base_url=url, timeout=30) as public:
+        ticket = public.post(f"/api/v1/public/links/{link['id']}/tickets").json()["ticket"]
+        answered = public.post(
+            f"/api/v1/public/requests/{request['id']}/answers", json={"files": [2]}
+        ).json()
+    for route in (
+        ("GET", f"/api/v1/public/links/{L}"),
+        ("GET", f"/api/v1/public/links/{L}/files/{F}"),
+    ):
+        HEADERS[route]["authorization"] = f"Bearer {ticket}"
+    HEADERS[("POST", f"/api/v1/public/answers/{A}/seal")]["authorization"] = (
+        f"Bearer {answered['token']}"
+    )
+    return {
+        "link_id": link["id"],
+        "link_file_id": link_file,
+        "request_id": request["id"],
+        "answer_id": answered["transfer"]["id"],
+    }
 
 
 def _fresh_session(http: httpx.Client, email: str) -> str:
@@ -187,7 +280,8 @@ def test_authorization_matrix(
     failures = []
     with httpx.Client(base_url=sqlite_server.url, timeout=30) as http:
         for (method, template), expected in MATRIX.items():
-            path = template.format(**ids)
+            renamed = {k: ids[v] for k, v in PATH_IDS.get((method, template), {}).items()}
+            path = template.format(**{**ids, **renamed})
             for role, status in zip(ROLES, expected, strict=True):
                 token = tokens[role]
                 if token and (method, template) in FRESH_SESSION:
@@ -206,6 +300,54 @@ def test_authorization_matrix(
         # After revocation, even the recipient is told the transfer is gone.
         gone = http.get(f"/api/v1/transfers/{ids['transfer_id']}", headers=_auth(tokens["sender"]))
         assert gone.status_code in (401, 410)
+    assert failures == []
+
+
+LINK_GONE = "this link does not exist or is no longer available"
+REQUEST_GONE = "this request does not exist or is no longer open"
+UNKNOWN = "0" * 32
+# Routes without an account, called with each role's own session instead of what opens them,
+# or on something unknown: (status, detail when it is a uniform refusal).
+WITHOUT_CAPABILITY: dict[tuple[str, str], tuple[int, str | None]] = {
+    ("POST", f"/api/v1/public/links/{UNKNOWN}/tickets"): (404, LINK_GONE),
+    ("POST", "/api/v1/public/links/..%00/tickets"): (404, LINK_GONE),
+    ("GET", f"/api/v1/public/links/{L}"): (404, LINK_GONE),
+    ("GET", f"/api/v1/public/links/{L}/files/{{link_file_id}}"): (404, LINK_GONE),
+    ("GET", f"/api/v1/public/requests/{UNKNOWN}"): (404, REQUEST_GONE),
+    ("POST", f"/api/v1/public/requests/{UNKNOWN}/answers"): (404, REQUEST_GONE),
+    ("POST", f"/api/v1/public/answers/{A}/seal"): (401, None),
+}
+
+
+def test_accounts_open_nothing_without_an_account(
+    sqlite_server: Server, setting: tuple[dict[str, str | None], dict[str, str]]
+) -> None:
+    tokens, ids = setting
+    failures = []
+    with httpx.Client(base_url=sqlite_server.url, timeout=30) as http:
+        for (method, template), (status, detail) in WITHOUT_CAPABILITY.items():
+            for role in ROLES:
+                body = {"files": [2]} if template.endswith("/answers") else {"manifest": "AAAA"}
+                got = http.request(
+                    method,
+                    template.format(**ids),
+                    headers=_auth(tokens[role]),
+                    json=body if method == "POST" else None,
+                )
+                ok = got.status_code == status
+                if not ok or (detail is not None and got.json()["detail"] != detail):
+                    failures.append(f"{method} {template} as {role}: {got.status_code} {got.text}")
+        # What opens a route without an account opens no other route.
+        ticket = HEADERS[("GET", f"/api/v1/public/links/{L}")]["authorization"]
+        guest = HEADERS[("POST", f"/api/v1/public/answers/{A}/seal")]["authorization"]
+        for bearer in (ticket, guest):
+            assert http.get("/api/v1/me", headers={"authorization": bearer}).status_code == 401
+            assert http.get("/api/v1/links", headers={"authorization": bearer}).status_code == 401
+        # A guest token reaches its answer's uploads, not an account's.
+        upload = f"/api/v1/uploads/{ids['upload_id']}"
+        assert http.head(upload, headers={**TUS, "authorization": guest}).status_code == 404
+        other_link = f"/api/v1/public/links/{ids['link_id']}"
+        assert http.get(other_link, headers={"authorization": guest}).status_code == 404
     assert failures == []
 
 

@@ -11,13 +11,16 @@ from fastapi import FastAPI
 from starlette.concurrency import run_in_threadpool
 
 from pli import __version__
-from pli.server import problems
+from pli.server import landing, problems
 from pli.server.admin.routes import router as admin_router
 from pli.server.auth import tokens
 from pli.server.auth.routes import router as auth_router
 from pli.server.config import Settings
 from pli.server.keys.routes import router as keys_router
-from pli.server.ratelimit import LoginGuard, MemoryCounters, RedisCounters
+from pli.server.links import routes as links_routes
+from pli.server.links import service as links
+from pli.server.ratelimit import LoginGuard, MemoryCounters, PublicLimit, RedisCounters
+from pli.server.requests import routes as requests_routes
 from pli.server.transfers import service as transfers
 from pli.server.transfers.routes import router as transfers_router
 from pli.server.uploads import service as uploads
@@ -57,12 +60,21 @@ def create_app(settings: Settings) -> FastAPI:
     app.state.token_key = tokens.load_key(settings.data_dir, settings.token_key_hex)
     counters = RedisCounters(settings.redis_url) if settings.redis_url else MemoryCounters()
     app.state.login_guard = LoginGuard(counters, settings.login_policy)
+    app.state.public_limit = PublicLimit(counters, settings.public_rate_limit)
     problems.install(app)
-    app.include_router(auth_router)
-    app.include_router(keys_router)
-    app.include_router(transfers_router)
-    app.include_router(uploads_router)
-    app.include_router(admin_router)
+    for router in (
+        auth_router,
+        keys_router,
+        transfers_router,
+        uploads_router,
+        links_routes.router,
+        links_routes.public,
+        requests_routes.router,
+        requests_routes.public,
+        admin_router,
+        landing.router,
+    ):
+        app.include_router(router)
 
     @app.get("/healthz", tags=["health"])
     def healthz() -> dict[str, str]:
@@ -82,9 +94,13 @@ async def _purge_loop(db: Database, blobs: BlobStore, settings: Settings) -> Non
 
 def _purge_once(db: Database, blobs: BlobStore, settings: Settings) -> None:
     with db.session() as session:
+        # Links and answers to file requests are transfers: they expire as any other.
         count = transfers.purge_expired(session, blobs, now=settings.clock())
+        exhausted = links.purge(session, blobs, now=settings.clock())
         abandoned = uploads.purge_abandoned(session, blobs, now=settings.clock())
     if count:
         log.info("purged %d expired transfer(s)", count)
+    if exhausted:
+        log.info("emptied %d link(s) with no download left", exhausted)
     if abandoned:
         log.info("dropped %d abandoned upload(s)", abandoned)

@@ -8,6 +8,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from pli.durations import parse_duration
 from pli.errors import ConfigError
@@ -47,6 +48,13 @@ class Settings:
     body_timeout: timedelta = timedelta(seconds=30)  # longest wait for body bytes
     body_min_rate: int = 16 << 10  # bytes/s a body must average once body_timeout is spent
     admin_networks: tuple[str, ...] = ("127.0.0.0/8", "::1/128")  # who reaches /api/v1/admin
+    # Share links and file requests (see pli.server.links and pli.server.requests)
+    public_url: str | None = None  # the base of their URLs; else each request's own base URL
+    public_rate_limit: int = 60  # requests a minute per client address, under /api/v1/public/
+
+    def expiry(self, requested: str | None) -> timedelta:
+        """The lifetime asked for (a duration like `7d`), or this server's default."""
+        return parse_duration(requested) if requested else self.default_expiry
 
     @classmethod
     def from_env(cls, data_dir: Path) -> Settings:
@@ -77,6 +85,8 @@ class Settings:
             admin_networks=_networks(
                 env.get("PLI_ADMIN_NETWORKS", "127.0.0.0/8,::1/128"), "PLI_ADMIN_NETWORKS"
             ),
+            public_url=_public_url(env.get("PLI_PUBLIC_URL", "")),
+            public_rate_limit=_count(env, "PLI_PUBLIC_RATE_LIMIT", 60),
         )
 
 
@@ -94,6 +104,16 @@ def _file_size(env: Mapping[str, str]) -> int:
     if size > MAX_FILE_SIZE_CEILING:
         raise ConfigError(f"PLI_MAX_FILE_SIZE must be at most {MAX_FILE_SIZE_CEILING} (1 TiB)")
     return size
+
+
+def _public_url(text: str) -> str | None:
+    url = text.strip().rstrip("/")
+    if not url:
+        return None
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.netloc or parts.query or parts.fragment:
+        raise ConfigError("PLI_PUBLIC_URL must be an http(s) URL such as https://files.example.org")
+    return url
 
 
 def _networks(text: str, name: str = "PLI_TRUSTED_PROXIES") -> tuple[str, ...]:

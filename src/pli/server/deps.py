@@ -4,6 +4,11 @@ A caller is a `Principal`: a user with either a login session (every scope) or a
 (only the scopes it was made with). Routes ask for what they need — `Sender`, `Receiver`,
 `User` (any caller) or `LoggedIn` (a login session, never a token) — so a route cannot forget
 to check a token's scope.
+
+Resumable uploads take an `Uploader`: a user allowed to send, or a guest answering a file
+request with the token it was given (`Bearer pli_guest_…`), which reaches that answer only.
+Routes without an account (under /api/v1/public/) take `public_limit`: a rate limit per client
+address.
 """
 
 from __future__ import annotations
@@ -19,7 +24,9 @@ from sqlalchemy.orm import Session
 from pli.errors import AuthError, ForbiddenError
 from pli.server.auth import service, tokens
 from pli.server.config import Settings
-from pli.server.ratelimit import LoginGuard
+from pli.server.ratelimit import LoginGuard, PublicLimit
+from pli.server.requests import service as file_requests
+from pli.server.transfers.service import Actor, Guest
 from pli.store import models
 from pli.store.blobs import BlobStore
 from pli.store.db import Database
@@ -117,6 +124,37 @@ def token_key(request: Request) -> bytes:
     return value
 
 
+def uploader(
+    request: Request,
+    session: Annotated[Session, Depends(db)],
+    config: Annotated[Settings, Depends(settings)],
+) -> Actor:
+    """Who uploads: a guest, by the token of their answer; else a user with scope send."""
+    token = _bearer(request)
+    if token.startswith(file_requests.GUEST_PREFIX):
+        return file_requests.guest(session, token, now=config.clock())
+    return require(principal(request, session, config), "send")
+
+
+def guest(
+    request: Request,
+    session: Annotated[Session, Depends(db)],
+    config: Annotated[Settings, Depends(settings)],
+) -> Guest:
+    return file_requests.guest(session, _bearer(request), now=config.clock())
+
+
+def public_limit(request: Request) -> None:
+    limit: PublicLimit = request.app.state.public_limit
+    limit.check(client_address(request))
+
+
+def public_base(request: Request) -> str:
+    """Where the links and requests of this server are opened: PLI_PUBLIC_URL, else the base
+    URL this request came to."""
+    return settings(request).public_url or str(request.base_url).rstrip("/")
+
+
 def current_user(caller: Annotated[Principal, Depends(principal)]) -> models.User:
     return caller.user
 
@@ -151,3 +189,6 @@ Sender = Annotated[models.User, Depends(_scoped("send"))]
 Receiver = Annotated[models.User, Depends(_scoped("receive"))]
 Administrator = Annotated[models.User, Depends(_scoped("admin"))]
 LoggedIn = Annotated[Principal, Depends(logged_in)]
+Uploader = Annotated[Actor, Depends(uploader)]
+GuestActor = Annotated[Guest, Depends(guest)]
+PublicBase = Annotated[str, Depends(public_base)]

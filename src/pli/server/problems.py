@@ -12,7 +12,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 from starlette.exceptions import HTTPException
 
-from pli.errors import PliError
+from pli.errors import PliError, RateLimitedError
 
 PROBLEM = "application/problem+json"
 log = logging.getLogger("pli.server")
@@ -64,7 +64,10 @@ async def _pli_error(_request: Request, exc: Exception) -> JSONResponse:
         return await _unexpected(_request, exc)
     if exc.status >= 500:
         log.error("server error: %s", type(exc).__name__)
-    return problem(exc.status, exc.title, exc.message)
+    answer = problem(exc.status, exc.title, exc.message)
+    if isinstance(exc, RateLimitedError) and exc.retry_after is not None:
+        answer.headers["retry-after"] = str(exc.retry_after)
+    return answer
 
 
 async def _http_error(_request: Request, exc: Exception) -> JSONResponse:

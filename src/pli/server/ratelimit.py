@@ -6,6 +6,9 @@ From one address, after `max_failures` failures further attempts are delayed, an
 age out of the window. Across addresses, an account only ever gets slower, never locked: an
 attacker must not be able to lock its owner out. Counters live in Redis when PLI_REDIS_URL is
 set (shared by every instance), in process otherwise.
+
+Requests without an account (share links, file requests) are limited per client address by
+`PublicLimit`, over the same counters.
 """
 
 from __future__ import annotations
@@ -32,8 +35,15 @@ class Counters(Protocol):
 
 
 class MemoryCounters:
+    """Counters in process. Keys whose events have all left their window are dropped every
+    SWEEP_EVERY additions, so that many client addresses do not grow the process for good."""
+
+    SWEEP_EVERY = 4096
+
     def __init__(self) -> None:
         self._events: dict[str, deque[float]] = {}
+        self._windows: dict[str, float] = {}
+        self._added = 0
         self._lock = threading.Lock()
 
     def _live(self, key: str, now: float, window: float) -> deque[float]:
@@ -44,15 +54,36 @@ class MemoryCounters:
 
     def count(self, key: str, now: float, window: float) -> int:
         with self._lock:
+            if key not in self._events:
+                return 0
             return len(self._live(key, now, window))
 
     def add(self, key: str, now: float, window: float) -> None:
         with self._lock:
             self._live(key, now, window).append(now)
+            self._windows[key] = window
+            self._added += 1
+            if self._added % self.SWEEP_EVERY == 0:
+                self._sweep(now)
+
+    def _sweep(self, now: float) -> None:
+        stale = [
+            key
+            for key, events in self._events.items()
+            if not events or events[-1] <= now - self._windows.get(key, 0.0)
+        ]
+        for key in stale:
+            del self._events[key]
+            self._windows.pop(key, None)
 
     def clear(self, key: str) -> None:
         with self._lock:
             self._events.pop(key, None)
+            self._windows.pop(key, None)
+
+    def __len__(self) -> int:
+        with self._lock:
+            return len(self._events)
 
 
 class RedisCounters:
@@ -86,9 +117,9 @@ class LoginPolicy:
     max_delay: float = 5.0
 
 
-def _key(*parts: str) -> str:
+def _key(*parts: str, space: str = "login") -> str:
     # Hashed, so the counter store holds no email or address in clear.
-    return "pli:login:" + hashlib.sha256("\x00".join(parts).encode()).hexdigest()[:40]
+    return f"pli:{space}:" + hashlib.sha256("\x00".join(parts).encode()).hexdigest()[:40]
 
 
 class LoginGuard:
@@ -121,3 +152,23 @@ class LoginGuard:
 
     def succeeded(self, email: str, address: str) -> None:
         self._counters.clear(_key(email.lower(), address))
+
+
+class PublicLimit:
+    """At most `per_minute` requests without an account from one client address in any
+    minute (a sliding window). Refused requests do not count."""
+
+    WINDOW = 60.0
+
+    def __init__(self, counters: Counters, per_minute: int) -> None:
+        self._counters = counters
+        self._limit = per_minute
+
+    def check(self, address: str) -> None:
+        now, key = time.time(), _key(address, space="public")
+        if self._counters.count(key, now, self.WINDOW) >= self._limit:
+            raise RateLimitedError(
+                "too many requests from this address: try again in a minute",
+                retry_after=int(self.WINDOW),
+            )
+        self._counters.add(key, now, self.WINDOW)

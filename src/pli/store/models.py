@@ -103,8 +103,14 @@ class Transfer(Base):
     __table_args__ = (Index("ix_transfers_sender_created_id", "sender_id", "created_at", "id"),)
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True)
-    sender_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
-    state: Mapped[str] = mapped_column(String(16))  # uploading | sealed | revoked | expired
+    # None for an answer to a file request: its sender has no account.
+    sender_id: Mapped[int | None] = mapped_column(
+        ForeignKey("users.id", ondelete="CASCADE"), nullable=True
+    )
+    # direct (to accounts) | link (a share link: no recipients) | answer (to a file request)
+    kind: Mapped[str] = mapped_column(String(16), default="direct", server_default="direct")
+    # uploading | sealed | revoked | expired | exhausted (a link with no downloads left)
+    state: Mapped[str] = mapped_column(String(16))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
     sealed_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
@@ -149,7 +155,10 @@ class Upload(Base):
     __tablename__ = "uploads"
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True)
-    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    # None for an upload made with a file request's guest token: its transfer is the answer.
+    user_id: Mapped[int | None] = mapped_column(
+        ForeignKey("users.id", ondelete="CASCADE"), index=True, nullable=True
+    )
     transfer_id: Mapped[str] = mapped_column(
         ForeignKey("transfers.id", ondelete="CASCADE"), index=True
     )
@@ -165,3 +174,66 @@ class Upload(Base):
     # One request at a time writes: it holds the lease, renewed while it receives.
     lease_until: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     completed_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+
+
+class Link(Base):
+    """A share link: the transfer of the same id, downloaded without an account through
+    tickets. The key that opens its files lives in the link's URL, never here."""
+
+    __tablename__ = "links"
+
+    id: Mapped[str] = mapped_column(
+        String(32), ForeignKey("transfers.id", ondelete="CASCADE"), primary_key=True
+    )
+    max_downloads: Mapped[int | None] = mapped_column(Integer, nullable=True)  # None: no limit
+    downloads: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class LinkTicket(Base):
+    """One download of a link, in progress: its bearer may fetch the link's files until it
+    expires. Stored as the SHA-256 of the ticket only."""
+
+    __tablename__ = "link_tickets"
+
+    token_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    link_id: Mapped[str] = mapped_column(ForeignKey("links.id", ondelete="CASCADE"), index=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class FileRequest(Base):
+    """A request for files from people without an account. Its document (title, requester)
+    and its key are age ciphertext the server cannot open."""
+
+    __tablename__ = "file_requests"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    owner_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    state: Mapped[str] = mapped_column(String(16))  # draft | open | closed
+    document: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
+    sealed_key: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
+    closed_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    max_files: Mapped[int] = mapped_column(Integer)
+    max_bytes: Mapped[int] = mapped_column(BigInteger)
+    # What answers have reserved so far (a reservation is taken before a byte is uploaded).
+    files_used: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    bytes_used: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
+
+
+class RequestAnswer(Base):
+    """The transfer a file request was answered with, and the SHA-256 of the guest token
+    that uploads and seals it."""
+
+    __tablename__ = "request_answers"
+
+    transfer_id: Mapped[str] = mapped_column(
+        ForeignKey("transfers.id", ondelete="CASCADE"), primary_key=True
+    )
+    request_id: Mapped[str] = mapped_column(
+        ForeignKey("file_requests.id", ondelete="CASCADE"), index=True
+    )
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)

@@ -1,13 +1,15 @@
-"""The login guard's arithmetic, on in-process counters."""
+"""The login guard's and the public rate limit's arithmetic, on in-process counters."""
 
 from __future__ import annotations
 
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
 
-from pli.errors import RateLimitedError
-from pli.server.ratelimit import LoginGuard, LoginPolicy, MemoryCounters
+from pli.errors import ConfigError, RateLimitedError
+from pli.server.config import Settings
+from pli.server.ratelimit import LoginGuard, LoginPolicy, MemoryCounters, PublicLimit
 
 POLICY = LoginPolicy(
     max_failures=3,
@@ -48,3 +50,51 @@ def test_counters_forget_outside_the_window() -> None:
     assert counters.count("k", now=1061.0, window=60) == 1
     counters.clear("k")
     assert counters.count("k", now=1061.0, window=60) == 0
+
+
+def test_public_requests_are_limited_per_address_over_a_sliding_minute(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    clock = [1000.0]
+    monkeypatch.setattr("pli.server.ratelimit.time.time", lambda: clock[0])
+    limit = PublicLimit(MemoryCounters(), per_minute=2)
+    limit.check("192.0.2.1")
+    clock[0] += 30
+    limit.check("192.0.2.1")
+    with pytest.raises(RateLimitedError) as refused:
+        limit.check("192.0.2.1")
+    assert refused.value.retry_after == 60
+    limit.check("192.0.2.2")  # another address
+    clock[0] += 31  # the first request has left the window, not the second
+    limit.check("192.0.2.1")
+    with pytest.raises(RateLimitedError):
+        limit.check("192.0.2.1")
+
+
+def test_counters_in_process_forget_the_keys_that_went_quiet() -> None:
+    counters = MemoryCounters()
+    for n in range(MemoryCounters.SWEEP_EVERY - 1):
+        counters.add(f"address {n}", now=1000.0, window=60)
+    assert counters.count("never seen", now=1000.0, window=60) == 0
+    assert len(counters) == MemoryCounters.SWEEP_EVERY - 1  # looking adds nothing
+    counters.add("a late one", now=1061.0, window=60)  # the sweep runs, past everyone's window
+    assert len(counters) == 1
+    assert counters.count("a late one", now=1061.0, window=60) == 1
+
+
+def test_settings_read_the_public_url_and_rate_limit(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PLI_PUBLIC_URL", "https://files.example.org/pli/")
+    monkeypatch.setenv("PLI_PUBLIC_RATE_LIMIT", "120")
+    settings = Settings.from_env(Path("/nonexistent"))
+    assert (settings.public_url, settings.public_rate_limit) == (
+        "https://files.example.org/pli",
+        120,
+    )
+    for wrong in ("files.example.org", "ftp://files.example.org", "https://x.org/?a=1"):
+        monkeypatch.setenv("PLI_PUBLIC_URL", wrong)
+        with pytest.raises(ConfigError):
+            Settings.from_env(Path("/nonexistent"))
+    monkeypatch.delenv("PLI_PUBLIC_URL")
+    monkeypatch.delenv("PLI_PUBLIC_RATE_LIMIT")
+    settings = Settings.from_env(Path("/nonexistent"))
+    assert (settings.public_url, settings.public_rate_limit) == (None, 60)

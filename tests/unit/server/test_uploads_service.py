@@ -70,7 +70,7 @@ def test_parts_move_the_offset_and_the_last_attaches_the_blob(
     blobs = LocalBlobStore(tmp_path)
     alice, state = _upload(session, blobs, 10)
     state = _write(session, blobs, state, b"01234")
-    assert service.status(session, alice.id, state.id, now=NOW).offset == 5
+    assert service.status(session, alice, state.id, now=NOW).offset == 5
     state = _write(session, blobs, state, b"56789")
     assert state.done
     service.finish(session, blobs, state, now=NOW)
@@ -118,10 +118,11 @@ def test_what_a_request_may_be(session: Session, tmp_path: Path) -> None:
 def test_someone_elses_upload_does_not_exist(session: Session, tmp_path: Path) -> None:
     blobs = LocalBlobStore(tmp_path)
     alice, state = _upload(session, blobs, 10)
+    mallory = models.User(id=alice.id + 1, email="m@example.org", password_hash="x", created_at=NOW)
     with pytest.raises(NotFoundError):
-        service.status(session, alice.id + 1, state.id, now=NOW)
+        service.status(session, mallory, state.id, now=NOW)
     with pytest.raises(NotFoundError):
-        service.terminate(session, blobs, alice.id + 1, state.id, now=NOW)
+        service.terminate(session, blobs, mallory, state.id, now=NOW)
 
 
 def test_abandoned_uploads_are_purged_after_the_grace_period(
@@ -146,6 +147,6 @@ def test_a_revoked_transfer_takes_its_uploads_with_it(session: Session, tmp_path
     transfer.state = "revoked"
     session.commit()
     with pytest.raises(NotFoundError):
-        service.status(session, alice.id, state.id, now=NOW)
+        service.status(session, alice, state.id, now=NOW)
     assert service.purge_abandoned(session, blobs, now=NOW) == 1
     assert list((tmp_path / "uploads").iterdir()) == []

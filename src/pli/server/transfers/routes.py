@@ -8,14 +8,16 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Header, Query
 from fastapi.responses import Response, StreamingResponse
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
-from pli.durations import parse_duration
 from pli.errors import UsageError
 from pli.server import deps, problems
 from pli.server.transfers import ranges, service
+from pli.store.blobs import BlobStore
 
 router = APIRouter(prefix="/api/v1/transfers", tags=["transfers"])
+# For bodies taken with the JSON types they declare: no true for 1, no "2" for 2.
+STRICT = ConfigDict(strict=True)
 
 
 class CreateRequest(BaseModel):
@@ -31,13 +33,15 @@ class FileOut(BaseModel):
 
 class TransferOut(BaseModel):
     id: str
+    kind: str = Field(description="direct, link (a share link's) or answer (to a file request)")
     state: str
-    sender: str
+    sender: str = Field(description='the sender\'s address; "" for an answer (no account)')
     recipients: list[str]
     created_at: datetime
     expires_at: datetime
     files: list[FileOut]
     manifest: str | None = Field(description="base64 of the age-encrypted, signed manifest")
+    request: str | None = Field(description="for an answer, the file request it answers")
 
 
 class ListingOut(BaseModel):
@@ -51,10 +55,11 @@ class SealRequest(BaseModel):
     manifest: str = Field(max_length=(service.MAX_MANIFEST * 4) // 3 + 4)
 
 
-def _out(view: service.TransferView) -> TransferOut:
+def transfer_out(view: service.TransferView) -> TransferOut:
     t = view.transfer
     return TransferOut(
         id=t.id,
+        kind=t.kind,
         state=t.state,
         sender=view.sender,
         recipients=view.recipients,
@@ -62,14 +67,22 @@ def _out(view: service.TransferView) -> TransferOut:
         expires_at=t.expires_at,
         files=[FileOut(id=f.id, size=f.size) for f in view.files],
         manifest=base64.b64encode(t.manifest).decode("ascii") if t.manifest else None,
+        request=view.request,
     )
+
+
+def decode_manifest(text: str) -> bytes:
+    try:
+        return base64.b64decode(text, validate=True)
+    except ValueError as exc:  # binascii.Error, or a str that is not ASCII at all
+        raise UsageError("the manifest must be base64") from exc
 
 
 @router.post("", status_code=201)
 def create(
     body: CreateRequest, user: deps.Sender, session: deps.DB, config: deps.Config
 ) -> TransferOut:
-    expires_in = parse_duration(body.expires_in) if body.expires_in else config.default_expiry
+    expires_in = config.expiry(body.expires_in)
     view = service.create(
         session,
         user,
@@ -79,7 +92,7 @@ def create(
         now=config.clock(),
         max_expiry=config.max_expiry,
     )
-    return _out(view)
+    return transfer_out(view)
 
 
 @router.get("")
@@ -95,30 +108,27 @@ def listing(
 ) -> ListingOut:
     user = deps.require(caller, "send" if box == "outbox" else "receive")
     page = service.listing(session, user, box, now=config.clock(), limit=limit, cursor=cursor)
-    return ListingOut(items=[_out(v) for v in page.views], next_cursor=page.next_cursor)
+    return ListingOut(items=[transfer_out(v) for v in page.views], next_cursor=page.next_cursor)
 
 
 @router.get("/{transfer_id}")
 def show(
     transfer_id: str, user: deps.Receiver, session: deps.DB, config: deps.Config
 ) -> TransferOut:
-    return _out(service.get_visible(session, user, transfer_id, now=config.clock()))
+    return transfer_out(service.get_visible(session, user, transfer_id, now=config.clock()))
 
 
 @router.post("/{transfer_id}/seal")
 def seal(
     transfer_id: str, body: SealRequest, user: deps.Sender, session: deps.DB, config: deps.Config
 ) -> TransferOut:
-    try:
-        manifest = base64.b64decode(body.manifest, validate=True)
-    except ValueError as exc:  # binascii.Error, or a str that is not ASCII at all
-        raise UsageError("the manifest must be base64") from exc
-    return _out(service.seal(session, user, transfer_id, manifest, now=config.clock()))
+    manifest = decode_manifest(body.manifest)
+    return transfer_out(service.seal(session, user, transfer_id, manifest, now=config.clock()))
 
 
 _BLOB = {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}}
 _STRING = {"schema": {"type": "string"}}
-_DOWNLOAD_RESPONSES: dict[int | str, dict[str, Any]] = {
+DOWNLOAD_RESPONSES: dict[int | str, dict[str, Any]] = {
     200: {
         "description": "The whole blob: the file's age ciphertext",
         "content": _BLOB,
@@ -135,12 +145,18 @@ _DOWNLOAD_RESPONSES: dict[int | str, dict[str, Any]] = {
         "headers": {"Content-Range": {**_STRING, "description": "`bytes */SIZE`"}},
     },
 }
+RangeHeader = Annotated[
+    str | None, Header(alias="range", description="one range: `bytes=FIRST-[LAST]`, `bytes=-N`")
+]
+IfRangeHeader = Annotated[
+    str | None, Header(description="the `ETag` of an earlier answer: resume only that blob")
+]
 
 
 @router.get(
     "/{transfer_id}/files/{file_id}",
     response_class=StreamingResponse,
-    responses=_DOWNLOAD_RESPONSES,
+    responses=DOWNLOAD_RESPONSES,
 )
 def download(
     transfer_id: str,
@@ -149,17 +165,18 @@ def download(
     session: deps.DB,
     config: deps.Config,
     blobs: deps.Blobs,
-    range_: Annotated[
-        str | None, Header(alias="range", description="one range: `bytes=FIRST-[LAST]`, `bytes=-N`")
-    ] = None,
-    if_range: Annotated[
-        str | None, Header(description="the `ETag` of an earlier answer: resume only that blob")
-    ] = None,
+    range_: RangeHeader = None,
+    if_range: IfRangeHeader = None,
 ) -> Response:
     """The file's age ciphertext: whole, or one byte range (`Range`; with `If-Range` set to the
     `ETag` of an earlier answer, only if the blob is still that one). Several ranges, or a
     malformed `Range`, are answered with the whole blob."""
     key = service.downloadable(session, user, transfer_id, file_id, now=config.clock())
+    return blob_response(blobs, key, range_, if_range)
+
+
+def blob_response(blobs: BlobStore, key: str, range_: str | None, if_range: str | None) -> Response:
+    """A stored blob, whole or the one range asked for; 416 for a range past its end."""
     size, tag = blobs.size(key), ranges.etag(key)
     try:
         part = ranges.requested_range(range_, size, if_range=if_range, current_etag=tag)

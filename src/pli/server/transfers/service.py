@@ -1,13 +1,21 @@
 """Transfer lifecycle. Every read starts from `visible_to(user)`, or for a listing from one of
 its halves, `sent_by(user)` or `addressed_to(user)`: a query that forgets a permission check
-still cannot see another user's transfers."""
+still cannot see another user's transfers.
+
+A transfer is of one kind: "direct" (from an account to accounts), "link" (a share link's: no
+recipients, see pli.server.links) or "answer" (sent through a file request by someone without
+an account, to the request's owner; see pli.server.requests). Uploading is done by an `Actor`:
+an account, for its own transfers, or a `Guest`, for the one answer its token unlocks.
+"""
 
 from __future__ import annotations
 
+import re
 import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import TypeAlias
 
 from sqlalchemy import Select, or_, select, tuple_
 from sqlalchemy.orm import Session
@@ -26,6 +34,16 @@ NOT_FOUND = "no such transfer (or it is not addressed to you)"
 
 def new_id() -> str:
     return secrets.token_hex(16)
+
+
+_ID = re.compile(r"[0-9a-f]{32}")
+_NO_ID = "-" * 32  # never an id: new_id writes hexadecimal
+
+
+def lookup_id(text: str) -> str:
+    """`text` if it can be an id, else one that matches nothing: a malformed id costs the same
+    statements as an unknown one, and cannot make a query fail."""
+    return text if _ID.fullmatch(text) else _NO_ID
 
 
 def visible_to(user: models.User) -> Select[models.Transfer]:
@@ -54,11 +72,57 @@ def addressed_to(user: models.User) -> Select[models.Transfer]:
 
 
 @dataclass(frozen=True)
+class Guest:
+    """Someone without an account, answering a file request: their token unlocks the one
+    transfer of that answer while it is being uploaded, and nothing else."""
+
+    transfer_id: str
+
+
+Actor: TypeAlias = models.User | Guest
+
+
+@dataclass(frozen=True)
 class TransferView:
     transfer: models.Transfer
-    sender: str
+    sender: str  # "" for an answer: its sender has no account
     recipients: list[str]
     files: list[models.TransferFile]
+    request: str | None = None  # the file request an answer came through
+
+
+def check_expiry(expires_in: timedelta, max_expiry: timedelta) -> None:
+    if expires_in > max_expiry:
+        raise UsageError(f"the expiry is above this server's maximum of {max_expiry.days} days")
+
+
+def add_transfer(
+    session: Session,
+    sender_id: int | None,
+    kind: str,
+    sizes: Sequence[int | None],
+    *,
+    now: datetime,
+    expires_at: datetime,
+) -> tuple[models.Transfer, list[models.TransferFile]]:
+    """A new transfer being uploaded, with one file per entry of `sizes` (the size each file
+    must have, or None for any); flushed, not committed."""
+    transfer = models.Transfer(
+        id=new_id(),
+        sender_id=sender_id,
+        kind=kind,
+        state="uploading",
+        created_at=now,
+        expires_at=expires_at,
+    )
+    session.add(transfer)
+    session.flush()
+    rows = [
+        models.TransferFile(id=new_id(), transfer_id=transfer.id, position=i, size=size)
+        for i, size in enumerate(sizes)
+    ]
+    session.add_all(rows)
+    return transfer, rows
 
 
 def create(
@@ -75,25 +139,14 @@ def create(
         raise UsageError(f"a transfer needs between 1 and {MAX_RECIPIENTS} recipients")
     if not 1 <= files <= MAX_FILES:
         raise UsageError(f"a transfer holds between 1 and {MAX_FILES} files")
-    if expires_in > max_expiry:
-        raise UsageError(f"the expiry is above this server's maximum of {max_expiry.days} days")
+    check_expiry(expires_in, max_expiry)
     users = {u.id: u for u in (_recipient(session, email) for email in recipients)}
-    transfer = models.Transfer(
-        id=new_id(),
-        sender_id=sender.id,
-        state="uploading",
-        created_at=now,
-        expires_at=now + expires_in,
+    transfer, rows = add_transfer(
+        session, sender.id, "direct", [None] * files, now=now, expires_at=now + expires_in
     )
-    session.add(transfer)
-    session.flush()
     session.add_all(
         models.TransferRecipient(transfer_id=transfer.id, user_id=u, created_at=now) for u in users
     )
-    rows = [
-        models.TransferFile(id=new_id(), transfer_id=transfer.id, position=i) for i in range(files)
-    ]
-    session.add_all(rows)
     session.commit()
     return TransferView(transfer, sender.email, sorted(u.email for u in users.values()), rows)
 
@@ -116,21 +169,22 @@ def get_visible(
         raise GoneError("this transfer was revoked by its sender")
     if transfer.state == "expired" or transfer.expires_at <= now:
         raise GoneError("this transfer has expired")
-    return _view(session, transfer)
+    return view_of(session, transfer)
 
 
-def _view(session: Session, transfer: models.Transfer) -> TransferView:
-    return _views(session, [transfer])[0]
+def view_of(session: Session, transfer: models.Transfer) -> TransferView:
+    return views_of(session, [transfer])[0]
 
 
-def _views(session: Session, transfers: Sequence[models.Transfer]) -> list[TransferView]:
-    """The views of `transfers`, in order: three queries however many there are."""
+def views_of(session: Session, transfers: Sequence[models.Transfer]) -> list[TransferView]:
+    """The views of `transfers`, in order: three queries however many there are (a fourth
+    when answers to file requests are among them)."""
     if not transfers:
         return []
     ids = [t.id for t in transfers]
-    sender_ids = {t.sender_id for t in transfers}
+    sender_ids = {t.sender_id for t in transfers if t.sender_id is not None}
     named = select(models.User.id, models.User.email).where(models.User.id.in_(sender_ids))
-    senders = {row.id: row.email for row in session.execute(named)}
+    senders: dict[int | None, str] = {row.id: row.email for row in session.execute(named)}
     recipients: dict[str, list[str]] = {i: [] for i in ids}
     stmt = (
         select(models.TransferRecipient.transfer_id, models.User.email)
@@ -148,27 +202,54 @@ def _views(session: Session, transfers: Sequence[models.Transfer]) -> list[Trans
     )
     for row in session.scalars(rows):
         files[row.transfer_id].append(row)
+    requests = _requests_of(session, [t.id for t in transfers if t.kind == "answer"])
     return [
-        TransferView(t, senders.get(t.sender_id, ""), recipients[t.id], files[t.id])
+        TransferView(
+            t, senders.get(t.sender_id, ""), recipients[t.id], files[t.id], requests.get(t.id)
+        )
         for t in transfers
     ]
 
 
+def _requests_of(session: Session, answers: list[str]) -> dict[str, str]:
+    """The file request of each answer: one query, none when there is no answer."""
+    if not answers:
+        return {}
+    stmt = select(models.RequestAnswer.transfer_id, models.RequestAnswer.request_id).where(
+        models.RequestAnswer.transfer_id.in_(answers)
+    )
+    return {row.transfer_id: row.request_id for row in session.execute(stmt)}
+
+
 def own_uploading(
-    session: Session, user: models.User, transfer_id: str, *, now: datetime
+    session: Session, actor: Actor, transfer_id: str, *, now: datetime
 ) -> models.Transfer:
-    view = get_visible(session, user, transfer_id, now=now)
-    if view.transfer.sender_id != user.id:
+    """A transfer the actor is uploading: one of the user's own, or the guest's answer."""
+    if isinstance(actor, Guest):
+        return _guest_uploading(session, actor, transfer_id, now=now)
+    view = get_visible(session, actor, transfer_id, now=now)
+    if view.transfer.sender_id != actor.id:
         raise ForbiddenError("only the sender can change a transfer")
     if view.transfer.state != "uploading":
         raise ConflictError("this transfer is already sealed")
     return view.transfer
 
 
+def _guest_uploading(
+    session: Session, guest: Guest, transfer_id: str, *, now: datetime
+) -> models.Transfer:
+    transfer = None
+    if transfer_id == guest.transfer_id:
+        transfer = session.get(models.Transfer, transfer_id)
+    if transfer is None or transfer.state != "uploading" or transfer.expires_at <= now:
+        raise NotFoundError(NOT_FOUND)
+    return transfer
+
+
 def upload_target(
-    session: Session, user: models.User, transfer_id: str, file_id: str, *, now: datetime
+    session: Session, actor: Actor, transfer_id: str, file_id: str, *, now: datetime
 ) -> models.TransferFile:
-    own_uploading(session, user, transfer_id, now=now)
+    own_uploading(session, actor, transfer_id, now=now)
     row = session.get(models.TransferFile, file_id)
     if row is None or row.transfer_id != transfer_id:
         raise NotFoundError("no such file in this transfer")
@@ -188,12 +269,12 @@ def attach_blob(
 
 
 def seal(
-    session: Session, user: models.User, transfer_id: str, manifest: bytes, *, now: datetime
+    session: Session, actor: Actor, transfer_id: str, manifest: bytes, *, now: datetime
 ) -> TransferView:
     if not manifest or len(manifest) > MAX_MANIFEST:
         raise UsageError("the manifest is empty or too large")
-    transfer = own_uploading(session, user, transfer_id, now=now)
-    view = _view(session, transfer)
+    transfer = own_uploading(session, actor, transfer_id, now=now)
+    view = view_of(session, transfer)
     if any(f.blob_key is None for f in view.files):
         raise ConflictError("some files of this transfer have not been uploaded")
     transfer.manifest, transfer.state, transfer.sealed_at = manifest, "sealed", now
@@ -223,10 +304,10 @@ def listing(
     after = cursors.decode(cursor, box) if cursor is not None else None
     transfers = list(session.scalars(listing_query(user, box, now=now, after=after, limit=limit)))
     if len(transfers) <= limit:
-        return Page(_views(session, transfers), None)
+        return Page(views_of(session, transfers), None)
     last = transfers[limit - 1]
     following = cursors.encode(cursors.Position(box, last.created_at, last.id))
-    return Page(_views(session, transfers[:limit]), following)
+    return Page(views_of(session, transfers[:limit]), following)
 
 
 def listing_query(
@@ -234,8 +315,8 @@ def listing_query(
 ) -> Select[models.Transfer]:
     """The query behind a page of `listing`: one row more than `limit`, to know whether
     another page follows."""
-    if box == "outbox":
-        stmt = sent_by(user)
+    if box == "outbox":  # links are listed apart (pli.server.links)
+        stmt = sent_by(user).where(models.Transfer.kind == "direct")
         created, key = models.Transfer.created_at, models.Transfer.id
     else:
         stmt = addressed_to(user)
@@ -267,10 +348,10 @@ def revoke(
         raise ForbiddenError("only the sender can revoke a transfer")
     view.transfer.state = "revoked"
     view.transfer.manifest = None
-    _drop_blobs(session, blobs, view.files)
+    drop_blobs(session, blobs, view.files)
 
 
-def _drop_blobs(session: Session, blobs: BlobStore, files: list[models.TransferFile]) -> None:
+def drop_blobs(session: Session, blobs: BlobStore, files: list[models.TransferFile]) -> None:
     keys = [f.blob_key for f in files if f.blob_key is not None]
     for row in files:
         row.blob_key = None
@@ -288,5 +369,5 @@ def purge_expired(session: Session, blobs: BlobStore, *, now: datetime) -> int:
     for transfer in expired:
         transfer.state = "expired"
         transfer.manifest = None  # the encrypted names and message go with the files
-        _drop_blobs(session, blobs, _view(session, transfer).files)
+        drop_blobs(session, blobs, view_of(session, transfer).files)
     return len(expired)

@@ -86,12 +86,13 @@ def discover(config: deps.Config) -> Response:
 @router.post("", status_code=201)
 def create(
     request: Request,
-    user: deps.Sender,
+    actor: deps.Uploader,
     session: deps.DB,
     config: deps.Config,
     blobs: deps.Blobs,
 ) -> Response:
-    """Start the upload of one file of one of your transfers (still being uploaded)."""
+    """Start the upload of one file of one of your transfers (still being uploaded), or, with
+    a file request's guest token (`Bearer pli_guest_…`), of the answer it was given for."""
     _check_version(request)
     length = _whole_number(request, "upload-length")
     meta = _metadata(request.headers.get("upload-metadata", ""))
@@ -100,7 +101,7 @@ def create(
     state = service.create(
         session,
         blobs,
-        user,
+        actor,
         meta["transfer"],
         meta["file"],
         length,
@@ -120,11 +121,11 @@ def _expiry(state: service.UploadState) -> dict[str, str]:
 
 @router.head("/{upload_id}")
 def offset(
-    upload_id: str, request: Request, user: deps.Sender, session: deps.DB, config: deps.Config
+    upload_id: str, request: Request, actor: deps.Uploader, session: deps.DB, config: deps.Config
 ) -> Response:
     """How many bytes of the upload the server holds."""
     _check_version(request)
-    state = service.status(session, user.id, upload_id, now=config.clock())
+    state = service.status(session, actor, upload_id, now=config.clock())
     headers = _tus(
         **{"Upload-Offset": str(state.offset), "Upload-Length": str(state.length)},
         **_expiry(state),
@@ -136,7 +137,7 @@ def offset(
 async def append(
     upload_id: str,
     request: Request,
-    user: deps.Sender,
+    actor: deps.Uploader,
     session: deps.DB,
     config: deps.Config,
     blobs: deps.Blobs,
@@ -149,9 +150,8 @@ async def append(
     at = _whole_number(request, "upload-offset")
     size = _whole_number(request, "content-length")
     expected = _checksum(request.headers.get("upload-checksum"))
-    user_id = user.id
     await run_in_threadpool(session.commit)  # no connection is held while the bytes arrive
-    state = await run_in_threadpool(service.status, session, user_id, upload_id, now=config.clock())
+    state = await run_in_threadpool(service.status, session, actor, upload_id, now=config.clock())
     if not (state.done and size == 0 and at == state.length):  # else: an interrupted finish
         service.check_part(state, at, size, checked=expected is not None, min_part=blobs.min_part)
         await run_in_threadpool(service.lease, session, state, now=config.clock())
@@ -289,8 +289,8 @@ def _verify(expected: bytes | None, receipt: PartReceipt) -> None:
 
 @router.delete("/{upload_id}", status_code=204)
 def terminate(
-    upload_id: str, user: deps.Sender, session: deps.DB, config: deps.Config, blobs: deps.Blobs
+    upload_id: str, actor: deps.Uploader, session: deps.DB, config: deps.Config, blobs: deps.Blobs
 ) -> Response:
     """Abandon an unfinished upload; its parts are deleted."""
-    service.terminate(session, blobs, user.id, upload_id, now=config.clock())
+    service.terminate(session, blobs, actor, upload_id, now=config.clock())
     return Response(status_code=204, headers=_tus())

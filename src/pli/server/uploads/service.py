@@ -5,6 +5,10 @@ One request writes to an upload at a time: it takes a lease with a conditional U
 offset it writes at must still be the upload's offset, and no live lease may be held), renews
 it while it receives, and gives it back when it commits its part or fails. A lease left by an
 instance that died runs out after LEASE.
+
+Each upload belongs to who started it, an `Actor` (see pli.server.transfers.service): an
+account, or a guest answering a file request (the upload then has no user, and only that
+guest's token reaches it).
 """
 
 from __future__ import annotations
@@ -51,7 +55,7 @@ def _state(row: models.Upload) -> UploadState:
 def create(
     session: Session,
     blobs: BlobStore,
-    user: models.User,
+    actor: transfers.Actor,
     transfer_id: str,
     file_id: str,
     length: int,
@@ -64,12 +68,14 @@ def create(
         raise TooLargeError("the file is larger than this server accepts")
     if -(-length // PART_TARGET) > MAX_PARTS:
         raise TooLargeError("the file is larger than an upload can hold")
-    row = transfers.upload_target(session, user, transfer_id, file_id, now=now)
+    row = transfers.upload_target(session, actor, transfer_id, file_id, now=now)
+    if isinstance(actor, transfers.Guest) and row.size != length:
+        raise UsageError("Upload-Length must be the size this file was announced with")
     transfer = session.get(models.Transfer, transfer_id)
     expires = min(now + grace, transfer.expires_at) if transfer else now + grace
     upload = models.Upload(
         id=secrets.token_hex(16),
-        user_id=user.id,
+        user_id=None if isinstance(actor, transfers.Guest) else actor.id,
         transfer_id=transfer_id,
         file_id=row.id,
         length=length,
@@ -84,11 +90,17 @@ def create(
     return _state(upload)
 
 
-def _own(session: Session, user_id: int, upload_id: str, now: datetime) -> models.Upload:
+def _owns(actor: transfers.Actor, row: models.Upload) -> bool:
+    if isinstance(actor, transfers.Guest):
+        return row.user_id is None and row.transfer_id == actor.transfer_id
+    return row.user_id is not None and row.user_id == actor.id
+
+
+def _own(session: Session, actor: transfers.Actor, upload_id: str, now: datetime) -> models.Upload:
     row = session.get(models.Upload, upload_id)
-    # Another user's upload is as unknown as one that never existed; so is one whose
-    # transfer was revoked or has expired.
-    if row is None or row.user_id != user_id or row.expires_at <= now:
+    # Another user's (or guest's) upload is as unknown as one that never existed; so is one
+    # whose transfer was revoked or has expired.
+    if row is None or not _owns(actor, row) or row.expires_at <= now:
         raise NotFoundError(NOT_FOUND)
     transfer = session.get(models.Transfer, row.transfer_id)
     if transfer is None or transfer.state != "uploading" or transfer.expires_at <= now:
@@ -96,8 +108,10 @@ def _own(session: Session, user_id: int, upload_id: str, now: datetime) -> model
     return row
 
 
-def status(session: Session, user_id: int, upload_id: str, *, now: datetime) -> UploadState:
-    return _state(_own(session, user_id, upload_id, now))
+def status(
+    session: Session, actor: transfers.Actor, upload_id: str, *, now: datetime
+) -> UploadState:
+    return _state(_own(session, actor, upload_id, now))
 
 
 def check_part(state: UploadState, offset: int, size: int, *, checked: bool, min_part: int) -> None:
@@ -191,9 +205,9 @@ def finish(session: Session, blobs: BlobStore, state: UploadState, *, now: datet
 
 
 def terminate(
-    session: Session, blobs: BlobStore, user_id: int, upload_id: str, *, now: datetime
+    session: Session, blobs: BlobStore, actor: transfers.Actor, upload_id: str, *, now: datetime
 ) -> None:
-    row = _own(session, user_id, upload_id, now)
+    row = _own(session, actor, upload_id, now)
     if row.completed_at is not None:
         raise ConflictError("this upload is finished: revoke the transfer to delete it")
     token = row.token

@@ -1,0 +1,1 @@
+"""Share links: files anyone holding the URL downloads, without an account."""

@@ -1,0 +1,1 @@
+"""File requests: people without an account send files to an account."""

@@ -1,0 +1,238 @@
+"""File requests: made, sealed, listed and closed by their owner; read and answered by anyone
+holding the URL, without an account.
+
+An answer's files are uploaded with the resumable-upload routes, with the guest token the
+answer was made with (`Authorization: Bearer pli_guest_…`), then sealed here.
+"""
+
+from __future__ import annotations
+
+import base64
+from datetime import datetime
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Query
+from pydantic import BaseModel, Field
+
+from pli.errors import UsageError
+from pli.server import deps
+from pli.server.config import MAX_FILE_SIZE_CEILING
+from pli.server.requests import service
+from pli.server.transfers import service as transfers
+from pli.server.transfers.routes import (
+    STRICT,
+    SealRequest,
+    TransferOut,
+    decode_manifest,
+    transfer_out,
+)
+from pli.store import models
+
+router = APIRouter(prefix="/api/v1/requests", tags=["requests"])
+public = APIRouter(
+    prefix="/api/v1/public", tags=["public"], dependencies=[Depends(deps.public_limit)]
+)
+_SEALED_TEXT = (service.MAX_SEALED + 2) // 3 * 4  # base64 of MAX_SEALED bytes
+
+
+class CreateFileRequest(BaseModel):
+    model_config = STRICT
+
+    expires_in: str | None = Field(default=None, max_length=16, examples=["7d"])
+    max_files: int = Field(default=10, ge=1, le=service.MAX_FILES)
+    max_bytes: int | None = Field(
+        default=None, ge=1, le=service.MAX_BYTES, description="null: the server's file size limit"
+    )
+
+
+class SealFileRequest(BaseModel):
+    model_config = STRICT
+
+    # Bounded by the service (400), not here: the body limit keeps them small enough to look at.
+    document: str = Field(description="base64 of the sealed document, 64 KiB at most")
+    sealed_key: str = Field(description="base64 of the sealed key, 64 KiB at most")
+
+
+class RequestOut(BaseModel):
+    id: str
+    url: str = Field(description="the request's link without its secret")
+    state: str = Field(description="draft, open, closed, expired or full")
+    created_at: datetime
+    expires_at: datetime
+    max_files: int
+    max_bytes: int
+    files_used: int
+    bytes_used: int
+    document: str | None = Field(description="base64 of the sealed document")
+    sealed_key: str | None = Field(description="base64 of the sealed key")
+
+
+class RequestListing(BaseModel):
+    items: list[RequestOut] = Field(description="newest first")
+
+
+class OpenRequestOut(BaseModel):
+    id: str
+    document: str = Field(description="base64 of the sealed document")
+    expires_at: datetime
+    files_left: int
+    bytes_left: int
+
+
+class AnswerRequest(BaseModel):
+    model_config = STRICT
+
+    files: list[Annotated[int, Field(ge=1, le=MAX_FILE_SIZE_CEILING)]] = Field(
+        min_length=1,
+        max_length=service.MAX_FILES,
+        description="the size of each file's ciphertext, in bytes",
+    )
+
+
+class AnswerOut(BaseModel):
+    token: str = Field(description="uploads and seals this answer; shown once")
+    transfer: TransferOut
+
+
+def _b64(data: bytes | None) -> str | None:
+    return base64.b64encode(data).decode("ascii") if data is not None else None
+
+
+def _unb64(text: str, what: str) -> bytes:
+    if len(text) > _SEALED_TEXT:
+        raise UsageError(f"the {what} is larger than {service.MAX_SEALED} bytes")
+    try:
+        return base64.b64decode(text, validate=True)
+    except ValueError as exc:  # binascii.Error, or a str that is not ASCII at all
+        raise UsageError(f"the {what} must be base64") from exc
+
+
+def _out(request: models.FileRequest, base: str, now: datetime) -> RequestOut:
+    return RequestOut(
+        id=request.id,
+        url=f"{base}/r/{request.id}",
+        state=service.state_of(request, now),
+        created_at=request.created_at,
+        expires_at=request.expires_at,
+        max_files=request.max_files,
+        max_bytes=request.max_bytes,
+        files_used=request.files_used,
+        bytes_used=request.bytes_used,
+        document=_b64(request.document),
+        sealed_key=_b64(request.sealed_key),
+    )
+
+
+@router.post("", status_code=201)
+def create(
+    body: CreateFileRequest,
+    user: deps.Receiver,
+    session: deps.DB,
+    config: deps.Config,
+    base: deps.PublicBase,
+) -> RequestOut:
+    """A draft request: seal it with its document and key to open it."""
+    expires_in = config.expiry(body.expires_in)
+    now = config.clock()
+    made = service.create(
+        session,
+        user,
+        expires_in=expires_in,
+        max_files=body.max_files,
+        max_bytes=body.max_bytes or config.max_file_size,
+        now=now,
+        max_expiry=config.max_expiry,
+    )
+    return _out(made, base, now)
+
+
+@router.post("/{request_id}/seal")
+def seal(
+    request_id: str,
+    body: SealFileRequest,
+    user: deps.Receiver,
+    session: deps.DB,
+    config: deps.Config,
+    base: deps.PublicBase,
+) -> RequestOut:
+    document, key = _unb64(body.document, "document"), _unb64(body.sealed_key, "sealed key")
+    now = config.clock()
+    return _out(service.seal(session, user, request_id, document, key, now=now), base, now)
+
+
+@router.get("")
+def listing(
+    user: deps.Receiver,
+    session: deps.DB,
+    config: deps.Config,
+    base: deps.PublicBase,
+    limit: int = Query(default=100, ge=1, le=500),
+) -> RequestListing:
+    now = config.clock()
+    found = service.listing(session, user, limit=limit)
+    return RequestListing(items=[_out(r, base, now) for r in found])
+
+
+@router.get("/{request_id}")
+def show(
+    request_id: str,
+    user: deps.Receiver,
+    session: deps.DB,
+    config: deps.Config,
+    base: deps.PublicBase,
+) -> RequestOut:
+    return _out(service.own(session, user, request_id), base, config.clock())
+
+
+@router.post("/{request_id}/close")
+def close(
+    request_id: str,
+    user: deps.Receiver,
+    session: deps.DB,
+    config: deps.Config,
+    base: deps.PublicBase,
+) -> RequestOut:
+    """Accept no more answers; those received stay in the inbox."""
+    now = config.clock()
+    return _out(service.close(session, user, request_id, now=now), base, now)
+
+
+@public.get("/requests/{request_id}")
+def show_open(request_id: str, session: deps.DB, config: deps.Config) -> OpenRequestOut:
+    """A request as anyone answering it reads it, while it accepts answers."""
+    request = service.open_request(session, request_id, now=config.clock())
+    return OpenRequestOut(
+        id=request.id,
+        document=_b64(request.document) or "",
+        expires_at=request.expires_at,
+        files_left=request.max_files - request.files_used,
+        bytes_left=request.max_bytes - request.bytes_used,
+    )
+
+
+@public.post("/requests/{request_id}/answers", status_code=201)
+def answer(
+    request_id: str, body: AnswerRequest, session: deps.DB, config: deps.Config
+) -> AnswerOut:
+    """Reserve room for files of these sizes: the answer's transfer, and the guest token that
+    uploads its files and seals it."""
+    token, view = service.answer(
+        session,
+        request_id,
+        body.files,
+        now=config.clock(),
+        lifetime=config.default_expiry,
+        max_file_size=config.max_file_size,
+    )
+    return AnswerOut(token=token, transfer=transfer_out(view))
+
+
+@public.post("/answers/{answer_id}/seal")
+def seal_answer(
+    answer_id: str, body: SealRequest, guest: deps.GuestActor, session: deps.DB, config: deps.Config
+) -> TransferOut:
+    """Seal an answer once every file is uploaded: it reaches the requester's inbox, and its
+    guest token opens nothing any more."""
+    manifest = decode_manifest(body.manifest)
+    view = transfers.seal(session, guest, answer_id, manifest, now=config.clock())
+    return transfer_out(view)

@@ -1,0 +1,215 @@
+"""File requests: an account asks for files, and people without an account answer.
+
+A request is made as a draft, then sealed with its document (what the requester signed: the
+title, who asks) and its key, both ciphertext the server cannot open, and then it is open.
+Each answer reserves its files and bytes against the request's limits in one conditional
+UPDATE, so concurrent answers can never exceed them, and becomes a transfer of kind "answer"
+to the owner's inbox, uploaded and sealed with a guest token (stored as its SHA-256 only).
+
+What anyone may ask without an account (`open_request`, `answer`) fails in one way, whatever
+the reason: the request is unknown, malformed, a draft, closed, expired or full.
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from pli.errors import AuthError, ConflictError, NotFoundError, UsageError
+from pli.server.auth.service import token_hash
+from pli.server.transfers import service as transfers
+from pli.store import models
+
+GUEST_PREFIX = "pli_guest_"
+MAX_FILES = 1000
+MAX_BYTES = 1 << 40
+MAX_SEALED = 64 << 10  # the document and the sealed key, each
+NOT_FOUND = "no such file request"
+GONE = "this request does not exist or is no longer open"
+
+
+def state_of(request: models.FileRequest, now: datetime) -> str:
+    """draft, open, closed, expired or full."""
+    if request.state == "closed":
+        return "closed"
+    if request.expires_at <= now:
+        return "expired"
+    if request.state == "draft":
+        return "draft"
+    return "full" if request.files_used >= request.max_files else "open"
+
+
+def create(
+    session: Session,
+    owner: models.User,
+    *,
+    expires_in: timedelta,
+    max_files: int,
+    max_bytes: int,
+    now: datetime,
+    max_expiry: timedelta,
+) -> models.FileRequest:
+    transfers.check_expiry(expires_in, max_expiry)
+    if not 1 <= max_files <= MAX_FILES:
+        raise UsageError(f"a request accepts between 1 and {MAX_FILES} files")
+    if not 1 <= max_bytes <= MAX_BYTES:
+        raise UsageError(f"a request accepts between 1 and {MAX_BYTES} bytes")
+    request = models.FileRequest(
+        id=secrets.token_hex(16),
+        owner_id=owner.id,
+        state="draft",
+        created_at=now,
+        expires_at=now + expires_in,
+        max_files=max_files,
+        max_bytes=max_bytes,
+        files_used=0,
+        bytes_used=0,
+    )
+    session.add(request)
+    session.commit()
+    return request
+
+
+def own(session: Session, owner: models.User, request_id: str) -> models.FileRequest:
+    request = session.get(models.FileRequest, transfers.lookup_id(request_id))
+    if request is None or request.owner_id != owner.id:
+        raise NotFoundError(NOT_FOUND)
+    return request
+
+
+def seal(
+    session: Session,
+    owner: models.User,
+    request_id: str,
+    document: bytes,
+    sealed_key: bytes,
+    *,
+    now: datetime,
+) -> models.FileRequest:
+    """Open a draft for answers, with its document and its key."""
+    for part, name in ((document, "document"), (sealed_key, "sealed key")):
+        if not part or len(part) > MAX_SEALED:
+            raise UsageError(f"the {name} is empty or larger than {MAX_SEALED} bytes")
+    request = own(session, owner, request_id)
+    if state_of(request, now) != "draft":
+        raise ConflictError("this request is not a draft: it was sealed already, or has ended")
+    request.document, request.sealed_key, request.state = document, sealed_key, "open"
+    session.commit()
+    return request
+
+
+def listing(session: Session, owner: models.User, *, limit: int) -> list[models.FileRequest]:
+    """The owner's requests, newest first, whatever their state."""
+    mine = models.FileRequest
+    stmt = (
+        select(mine)
+        .where(mine.owner_id == owner.id)
+        .order_by(mine.created_at.desc(), mine.id.desc())
+        .limit(limit)
+    )
+    return list(session.scalars(stmt))
+
+
+def close(
+    session: Session, owner: models.User, request_id: str, *, now: datetime
+) -> models.FileRequest:
+    """No more answers; those received stay in the inbox. Closing twice changes nothing."""
+    request = own(session, owner, request_id)
+    if request.state != "closed":
+        request.state, request.closed_at = "closed", now
+        session.commit()
+    return request
+
+
+def open_request(session: Session, request_id: str, *, now: datetime) -> models.FileRequest:
+    """A request as anyone may read it: only while it accepts answers."""
+    mine = models.FileRequest
+    stmt = select(mine).where(
+        mine.id == transfers.lookup_id(request_id),
+        mine.state == "open",
+        mine.expires_at > now,
+        mine.files_used < mine.max_files,
+        mine.bytes_used < mine.max_bytes,
+    )
+    request = session.scalars(stmt).first()
+    if request is None:
+        raise NotFoundError(GONE)
+    return request
+
+
+def answer(
+    session: Session,
+    request_id: str,
+    sizes: Sequence[int],
+    *,
+    now: datetime,
+    lifetime: timedelta,
+    max_file_size: int,
+) -> tuple[str, transfers.TransferView]:
+    """Reserve room for files of these (ciphertext) sizes and make the answer's transfer; its
+    guest token, shown this once, and the transfer."""
+    if not 1 <= len(sizes) <= MAX_FILES or min(sizes) < 1:
+        raise UsageError(f"an answer holds between 1 and {MAX_FILES} files, of 1 byte or more")
+    if max(sizes) > max_file_size:
+        raise UsageError("a file is larger than this server accepts")
+    request_id = transfers.lookup_id(request_id)
+    owner_id = _reserve(session, request_id, sizes, now=now)
+    transfer, _rows = transfers.add_transfer(
+        session, None, "answer", sizes, now=now, expires_at=now + lifetime
+    )
+    session.add(models.TransferRecipient(transfer_id=transfer.id, user_id=owner_id, created_at=now))
+    token = GUEST_PREFIX + secrets.token_urlsafe(32)
+    session.add(
+        models.RequestAnswer(
+            transfer_id=transfer.id,
+            request_id=request_id,
+            token_hash=token_hash(token),
+            created_at=now,
+        )
+    )
+    view = transfers.view_of(session, transfer)
+    session.commit()
+    return token, view
+
+
+def _reserve(session: Session, request_id: str, sizes: Sequence[int], *, now: datetime) -> int:
+    """Count the files and bytes against the request's limits, in one statement that does
+    nothing unless the request is open, unexpired and stays within both; its owner."""
+    mine, count, total = models.FileRequest, len(sizes), sum(sizes)
+    reserved = session.execute(
+        update(mine)
+        .where(
+            mine.id == request_id,
+            mine.state == "open",
+            mine.expires_at > now,
+            mine.files_used + count <= mine.max_files,
+            mine.bytes_used + total <= mine.max_bytes,
+        )
+        .values(files_used=mine.files_used + count, bytes_used=mine.bytes_used + total)
+        .execution_options(synchronize_session=False)
+    )
+    if getattr(reserved, "rowcount", 0) != 1:
+        session.rollback()
+        raise NotFoundError(GONE)
+    return session.scalars(select(mine.owner_id).where(mine.id == request_id)).one()
+
+
+def guest(session: Session, token: str, *, now: datetime) -> transfers.Guest:
+    """The guest a token stands for: only while its answer is being uploaded."""
+    stmt = (
+        select(models.RequestAnswer.transfer_id)
+        .join(models.Transfer, models.Transfer.id == models.RequestAnswer.transfer_id)
+        .where(
+            models.RequestAnswer.token_hash == token_hash(token),
+            models.Transfer.state == "uploading",
+            models.Transfer.expires_at > now,
+        )
+    )
+    found = session.scalars(stmt).first()
+    if found is None:
+        raise AuthError("this guest token is not valid: its answer was sent, or has expired")
+    return transfers.Guest(found)
