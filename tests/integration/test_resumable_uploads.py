@@ -197,7 +197,12 @@ def test_a_killed_send_resumes(sqlite_server: Server, tmp_path: Path) -> None:
     state = _state(alice)
     files = state["files"]
     assert isinstance(files, list)
-    held = _offset(sqlite_server, alice, files[0]["upload"])
+    # The server keeps what arrived once it notices the cut: soon, not at once.
+    deadline = time.monotonic() + 15
+    while (held := _offset(sqlite_server, alice, files[0]["upload"])) == 0:
+        if time.monotonic() > deadline:
+            break
+        time.sleep(0.1)
     assert held > 0
 
     again = alice.run("send", str(source), "--to", bob.email, "--json")
