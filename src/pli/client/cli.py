@@ -21,7 +21,7 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, DownloadColumn, Progress, TransferSpeedColumn
 
-from pli.client.sdk import Client, TransferInfo
+from pli.client.sdk import Client, CreatedLink, CreatedRequest, TransferInfo
 from pli.errors import PliError, SecondFactorRequiredError, UsageError
 
 app = typer.Typer(
@@ -41,6 +41,14 @@ token_app = typer.Typer(help="API tokens for automation.", no_args_is_help=True)
 app.add_typer(token_app, name="token")
 twofa_app = typer.Typer(help="Second factor (TOTP) for logging in.", no_args_is_help=True)
 app.add_typer(twofa_app, name="2fa")
+link_app = typer.Typer(
+    help="Share links: files for people without an account.", no_args_is_help=True
+)
+app.add_typer(link_app, name="link")
+request_app = typer.Typer(
+    help="File requests: files from people without an account.", no_args_is_help=True
+)
+app.add_typer(request_app, name="request")
 
 err = Console(stderr=True, highlight=False, soft_wrap=True)
 out = Console(highlight=False, soft_wrap=True)
@@ -446,8 +454,7 @@ def _print_listing(items: Iterable[TransferInfo], as_json: bool) -> None:
     shown = False
     for item in items:
         shown = True
-        mark = "" if item.sender_key_verified else " (key not verified)"
-        line = f"{item.id}  from {item.sender}{mark} to {', '.join(item.recipients)}"
+        line = f"{item.id}  from {_sender(item)} to {', '.join(item.recipients)}"
         out.print(_clean(f"{line}  expires {item.expires_at}"), markup=False)
         if item.problem:
             out.print(_clean(f"    ! {item.problem}"), markup=False)
@@ -458,6 +465,13 @@ def _print_listing(items: Iterable[TransferInfo], as_json: bool) -> None:
             out.print(f"    message: {message}", markup=False)
     if not shown:
         err.print("no transfers")
+
+
+def _sender(item: TransferInfo) -> str:
+    if item.kind == "answer":
+        said = f', who says they are "{item.claimed_name}"' if item.claimed_name else ""
+        return f"an unauthenticated sender{said}, through request {item.request}"
+    return item.sender + ("" if item.sender_key_verified else " (key not verified)")
 
 
 LISTING_DEFAULT = 50
@@ -537,6 +551,209 @@ def get(
     else:
         for path in saved:
             out.print(str(path), markup=False)
+
+
+# --- share links ----------------------------------------------------------------------------
+
+ExpiresOpt = Annotated[str | None, typer.Option(help="Expiry, like 12h or 7d.")]
+InsecureOpt = Annotated[
+    bool, typer.Option("--insecure-http", help="Allow plain http:// to a remote host.")
+]
+
+
+@link_app.command("create")
+def link_create(
+    paths: Annotated[list[Path], typer.Argument(help="Files to share.")],
+    expires: ExpiresOpt = None,
+    max_downloads: Annotated[
+        int | None, typer.Option(min=1, max=1_000_000, help="How many downloads it allows.")
+    ] = None,
+    passphrase: Annotated[
+        bool,
+        typer.Option(
+            "--passphrase",
+            help="Also require a passphrase (PLI_LINK_PASSPHRASE or a prompt), given separately.",
+        ),
+    ] = False,
+    work_factor: WorkFactorOpt = 18,
+    as_json: JsonOpt = False,
+) -> None:
+    """Encrypt files to a key made for this link and print its URL. The part after # is the
+    key: the server never sees it, and whoever has the URL can open the files."""
+    chosen = (
+        secret("PLI_LINK_PASSPHRASE", "Passphrase for the link", confirm=True)
+        if passphrase
+        else None
+    )
+    with client() as c, bar() as progress:
+        made = unlocked(c).create_link(
+            paths,
+            expires=expires,
+            max_downloads=max_downloads,
+            passphrase=chosen,
+            work_factor=work_factor,
+            progress=progress,
+        )
+    _print_made("link", made, as_json)
+
+
+def _print_made(kind: str, made: CreatedLink | CreatedRequest, as_json: bool) -> None:
+    if as_json:
+        out.print_json(data={"id": made.id, "url": made.url, "expires_at": made.expires_at})
+        return
+    out.print(made.url, markup=False, soft_wrap=True)
+    err.print(f"{kind} {made.id} expires {made.expires_at}")
+
+
+@link_app.command("get")
+def link_get(
+    url: Annotated[str, typer.Argument(help="The whole link, with its part after #.")],
+    output: Annotated[Path, typer.Option("-o", "--output", help="Directory to save to.")] = Path(),
+    insecure_http: InsecureOpt = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Download, verify and decrypt what a link holds. No account needed."""
+    from pli.client.external import get_link  # noqa: PLC0415
+
+    notices: list[str] = []
+    try:
+        with bar() as progress:
+            got = get_link(
+                url,
+                output,
+                lambda: secret("PLI_LINK_PASSPHRASE", "Passphrase for this link"),
+                progress=progress,
+                notices=notices,
+                allow_http=insecure_http,
+            )
+    finally:
+        for notice in notices:
+            err.print(f"note: {notice}", markup=False)
+    if as_json:
+        out.print_json(data={**asdict(got), "files": [str(p) for p in got.files]})
+        return
+    for path in got.files:
+        out.print(str(path), markup=False)
+    err.print(
+        _clean(f"from {got.sender} (key {got.fingerprint}, not verified: compare it with them)"),
+        markup=False,
+    )
+
+
+@link_app.command("list")
+def link_list(as_json: JsonOpt = False) -> None:
+    """List your links, with the downloads used and left."""
+    with client() as c:
+        listed = c.links()
+    if as_json:
+        out.print_json(data=[asdict(i) for i in listed])
+        return
+    if not listed:
+        err.print("no links")
+    for link in listed:
+        left = "unlimited" if link.downloads_left is None else f"{link.downloads_left} left"
+        out.print(
+            f"{link.id}  {link.state}  {link.files} file(s)  downloads {link.downloads} "
+            f"({left})  expires {link.expires_at}",
+            markup=False,
+        )
+
+
+@link_app.command("revoke")
+def link_revoke(link_id: Annotated[str, typer.Argument(metavar="ID")]) -> None:
+    """End a link at once; its files are deleted from the server."""
+    with client() as c:
+        c.revoke_link(link_id)
+    err.print(f"revoked link {link_id}")
+
+
+# --- file requests --------------------------------------------------------------------------
+
+
+@request_app.command("create")
+def request_create(
+    title: Annotated[str, typer.Option(help="What you ask for (encrypted; senders see it).")] = "",
+    expires: ExpiresOpt = None,
+    max_files: Annotated[int, typer.Option(min=1, max=1000, help="Files it accepts in all.")] = 10,
+    max_size: Annotated[
+        str | None, typer.Option(help="Bytes it accepts in all, like 2G (default: the server's).")
+    ] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Make a URL through which people without an account send you files, encrypted to a
+    key made for this request."""
+    from pli.sizes import parse_size  # noqa: PLC0415
+
+    size = parse_size(max_size) if max_size is not None else None
+    with client() as c:
+        made = unlocked(c).create_request(
+            title=title, expires=expires, max_files=max_files, max_size=size
+        )
+    _print_made("request", made, as_json)
+
+
+@request_app.command("send")
+def request_send(
+    url: Annotated[str, typer.Argument(help="The whole request link, with its part after #.")],
+    paths: Annotated[list[Path], typer.Argument(help="Files to send.")],
+    name: Annotated[
+        str, typer.Option(help="Your name, shown to the requester (as a claim, not checked).")
+    ] = "",
+    message: Annotated[str, typer.Option(help="A message, encrypted with the files.")] = "",
+    insecure_http: InsecureOpt = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Send files in answer to a file request. No account needed."""
+    from pli.client.external import answer_request  # noqa: PLC0415
+    from pli.client.sdk import upload_retry_seconds  # noqa: PLC0415
+
+    with bar() as progress:
+        sent = answer_request(
+            url,
+            paths,
+            name=name,
+            message=message,
+            progress=progress,
+            retry_seconds=upload_retry_seconds(),
+            allow_http=insecure_http,
+        )
+    if as_json:
+        out.print_json(data=asdict(sent))
+        return
+    out.print(sent.transfer, markup=False)
+    err.print(
+        _clean(f"sent to {sent.requester} (key {sent.fingerprint}) for: {sent.title}"),
+        markup=False,
+    )
+
+
+@request_app.command("list")
+def request_list(as_json: JsonOpt = False) -> None:
+    """List your file requests (with their titles and URLs once the keys are unlocked)."""
+    with client() as c:
+        listed = unlocked(c).requests()
+    if as_json:
+        out.print_json(data=[asdict(i) for i in listed])
+        return
+    if not listed:
+        err.print("no file requests")
+    for item in listed:
+        out.print(
+            _clean(
+                f"{item.id}  {item.state}  {item.title or ''!r}  files {item.files_used}/"
+                f"{item.max_files}  expires {item.expires_at}"
+            ),
+            markup=False,
+        )
+        out.print(f"    {item.url}", markup=False, soft_wrap=True)
+
+
+@request_app.command("close")
+def request_close(request_id: Annotated[str, typer.Argument(metavar="ID")]) -> None:
+    """Stop a file request from accepting files; what it received stays in your inbox."""
+    with client() as c:
+        c.close_request(request_id)
+    err.print(f"closed request {request_id}")
 
 
 # --- entry point ----------------------------------------------------------------------------

@@ -34,14 +34,23 @@ import stat
 import sys
 import threading
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
+from pli.client import names
 from pli.client.api import Api, Download, RangeAnswerError
 from pli.crypto.age import Decryptor, Identity
 from pli.crypto.manifest import FileEntry
 from pli.crypto.stream import CHUNK_SIZE, NONCE_SIZE, SEALED_CHUNK_SIZE, sealed_size
-from pli.errors import ConflictError, IntegrityError, TransportError, UsageError
+from pli.errors import (
+    AuthError,
+    ConflictError,
+    CryptoError,
+    IntegrityError,
+    TransportError,
+    UsageError,
+)
 
 BUFFER_SIZE = 1 << 20
 BUFFERS = 4  # in flight between the two threads: 4 MiB, whatever the file size
@@ -377,3 +386,68 @@ def _read_exactly(body: Download, size: int) -> bytes:
     if got != size:
         raise TransportError("the download was interrupted")
     return bytes(data)
+
+
+# Failures after which a partial download is kept, for the same command to resume.
+RESUMABLE = (TransportError, AuthError, OSError, KeyboardInterrupt)
+
+
+@dataclass(frozen=True)
+class Fetch:
+    """Where the files of one transfer come from, and how they are kept: `files` is the path
+    the file ids are appended to; `identities` decrypt, None keeps the ciphertext."""
+
+    api: Api
+    files: str
+    transfer_id: str
+    out_dir: Path
+    identities: Sequence[Identity] | None
+    raw: bool = False
+
+
+def receive_all(
+    fetch: Fetch, entries: Sequence[FileEntry], progress: Progress, notices: list[str]
+) -> list[Path]:
+    """Download every file, each checked against its signed entry, then give each its final
+    name: nothing is placed until every file has been authenticated."""
+    fetch.out_dir.mkdir(parents=True, exist_ok=True)
+    partials: list[Partial] = []
+    keep = False
+    try:
+        for entry in entries:
+            partials.append(_receive(fetch, entry, progress, notices))
+        suffix = ".age" if fetch.raw else ""
+        return [
+            names.place(partial.path, fetch.out_dir, entry.name + suffix)
+            for partial, entry in zip(partials, entries, strict=True)
+        ]
+    except RESUMABLE:
+        keep = True  # the files already checked are kept for the next attempt too
+        raise
+    finally:
+        for partial in partials:
+            partial.close() if keep else partial.discard()
+
+
+def _receive(fetch: Fetch, entry: FileEntry, progress: Progress, notices: list[str]) -> Partial:
+    """Download one file into its partial file (resuming an earlier attempt's)."""
+    partial = Partial.open(fetch.out_dir, partial_name(fetch.transfer_id, entry, raw=fetch.raw))
+    label = names.safe_name(entry.name)
+    path = f"{fetch.files}/{entry.id}"
+    receiver = Receiver(fetch.api, path, entry, partial, fetch.identities, progress, label)
+    try:
+        receiver.run()
+    except RESUMABLE as exc:
+        partial.close()
+        if isinstance(exc, TransportError) and exc.hint is None:
+            exc.hint = "run the same command again to resume the download"
+        raise
+    except BaseException as exc:
+        partial.discard()
+        if isinstance(exc, CryptoError) and receiver.resumed and exc.hint is None:
+            exc.hint = "the partial download was deleted: run the command again"
+        raise
+    finally:
+        if receiver.resumed:
+            notices.append(f"{label}: resumed an interrupted download")
+    return partial

@@ -14,15 +14,15 @@ import contextlib
 import dataclasses
 import functools
 import os
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 from pli.client import names
 from pli.client.api import Api, check_url
-from pli.client.download import Partial, Receiver, partial_name
+from pli.client.download import Fetch, receive_all
 from pli.client.pins import PinStore
 from pli.client.state import Home
 from pli.client.upload import (
@@ -34,6 +34,8 @@ from pli.client.upload import (
     encrypted_parts,
     send_file,
 )
+from pli.crypto import age
+from pli.crypto import links as lk
 from pli.crypto import manifest as mf
 from pli.crypto import passphrase as phrases
 from pli.crypto.age import DEFAULT_SCRYPT_WORK_FACTOR, Encryptor, Recipient
@@ -41,7 +43,6 @@ from pli.crypto.bundle import PublicBundle, parse_bundle
 from pli.crypto.identity import DeviceIdentity
 from pli.durations import parse_duration
 from pli.errors import (
-    AuthError,
     ConfigError,
     CryptoError,
     DecryptError,
@@ -75,7 +76,7 @@ class Progress(Protocol):
     def advance(self, amount: int) -> None: ...
 
 
-class _NoProgress:
+class NoProgress:
     def start(self, label: str, total: int) -> None:
         pass
 
@@ -101,6 +102,11 @@ class TransferInfo:
     verified: bool
     problem: str | None = None
     sender_key_verified: bool = False
+    kind: str = "direct"  # "answer": uploaded through a file request, by someone without account
+    claimed_name: str | None = (
+        None  # an answer's sender, as they typed it: a claim, not an identity
+    )
+    request: str | None = None  # the file request an answer came through
 
 
 @dataclass(frozen=True)
@@ -117,6 +123,47 @@ class TransferPage:
         return len(self.items)
 
 
+@dataclass(frozen=True)
+class CreatedLink:
+    id: str
+    url: str  # with its secret after "#": give it only to whom the files are for
+    expires_at: str
+
+
+@dataclass(frozen=True)
+class LinkInfo:
+    id: str
+    url: str  # without the secret, which only the URL given out at creation holds
+    state: str  # uploading, active, exhausted, revoked, expired
+    created_at: str
+    expires_at: str
+    max_downloads: int | None
+    downloads: int
+    downloads_left: int | None
+    files: int
+
+
+@dataclass(frozen=True)
+class CreatedRequest:
+    id: str
+    url: str  # with the request's key and secret after "#"
+    expires_at: str
+
+
+@dataclass(frozen=True)
+class RequestInfo:
+    id: str
+    url: str  # whole (with "#…") once the keys are unlocked and the request's key verified
+    state: str  # draft, open, full, closed, expired
+    title: str | None  # None while the keys are locked
+    created_at: str
+    expires_at: str
+    max_files: int
+    files_used: int
+    max_bytes: int
+    bytes_used: int
+
+
 LISTING_PAGE = 100  # transfers per request when walking a whole inbox or outbox
 
 
@@ -131,6 +178,7 @@ class Client:
         self.pins = PinStore(self.home)
         self._api: Api | None = None
         self._identity: DeviceIdentity | None = None
+        self._request_cache: dict[str, lk.RequestKeys] = {}
 
     # --- session ------------------------------------------------------------------------------
 
@@ -381,22 +429,18 @@ class Client:
         files = [_regular_file(p) for p in paths]
         if not to:
             raise UsageError("name at least one recipient with --to")
-        me = self.identity
         everyone = {email.strip().lower(): self.pinned_keys(email.strip().lower()) for email in to}
-        mine = [b for b in self.pinned_keys(self.email) if b.device != me.device]
-        own = [me.public_bundle(), *mine]
+        own, mine = self.own_keys()
         recipients = [b for bundles in everyone.values() for b in bundles]
         keys = _unique([Recipient.parse(b.age) for b in recipients + own])
         job = SendState.for_send(self.home, self._send_facts(files, keys, expires, message))
-        transfer = self._resumed_transfer(job, files) or self._new_transfer(
-            job, files, sorted(everyone), expires
+        body = {"recipients": sorted(everyone), "files": len(files), "expires_in": expires}
+        transfer = self.resumed_transfer(job, files) or self.new_transfer(
+            job, "/api/v1/transfers", body, expires
         )
-        try:
-            entries = [
-                self._send_file(job, i, path, keys, progress or _NoProgress())
-                for i, path in enumerate(files)
-            ]
-            manifest = mf.Manifest(
+
+        def manifest(entries: list[mf.FileEntry]) -> mf.Manifest:
+            return mf.Manifest(
                 transfer=transfer["id"],
                 sender=mf.key_entry(own[0]),
                 recipients=[mf.key_entry(b) for b in recipients + mine],
@@ -405,10 +449,36 @@ class Client:
                 expires=transfer["expires_at"],
                 message=message,
             )
-            sealed = base64.b64encode(mf.seal(me, manifest, keys)).decode("ascii")
-            self.api.request(
-                "POST", f"/api/v1/transfers/{transfer['id']}/seal", json={"manifest": sealed}
-            )
+
+        self.deliver(job, transfer, files, keys, manifest, progress)
+        return str(transfer["id"])
+
+    def own_keys(self) -> tuple[list[PublicBundle], list[PublicBundle]]:
+        """(own, others): this device's bundle first then the account's other devices, and
+        those other devices alone."""
+        me = self.identity
+        mine = [b for b in self.pinned_keys(self.email) if b.device != me.device]
+        return [me.public_bundle(), *mine], mine
+
+    def deliver(
+        self,
+        job: SendState,
+        transfer: dict[str, Any],
+        files: list[Path],
+        keys: list[Recipient],
+        manifest: Callable[[list[mf.FileEntry]], mf.Manifest],
+        progress: Progress | None,
+    ) -> None:
+        """Encrypt and upload every file of a created transfer, then seal its manifest. An
+        interruption keeps the state for the same command to resume; a failure abandons it."""
+        try:
+            entries = [
+                self._send_file(job, i, path, keys, progress or NoProgress())
+                for i, path in enumerate(files)
+            ]
+            sealed = mf.seal(self.identity, manifest(entries), keys)
+            body = {"manifest": base64.b64encode(sealed).decode("ascii")}
+            self.api.request("POST", f"/api/v1/transfers/{transfer['id']}/seal", json=body)
         except (TransportError, KeyboardInterrupt):
             raise  # the state stays: the same command resumes
         except BaseException:
@@ -416,7 +486,6 @@ class Client:
             job.clear()
             raise
         job.clear()
-        return str(transfer["id"])
 
     def _send_facts(
         self, files: list[Path], keys: list[Recipient], expires: str | None, message: str
@@ -428,7 +497,7 @@ class Client:
         recipients = sorted(str(k) for k in keys)
         return [self.config["server"], self.email, recipients, expires, message, sources]
 
-    def _resumed_transfer(self, job: SendState, files: list[Path]) -> dict[str, Any] | None:
+    def resumed_transfer(self, job: SendState, files: list[Path]) -> dict[str, Any] | None:
         if not job.load():
             return None
         try:
@@ -447,11 +516,19 @@ class Client:
         self.notices.append(f"resuming the interrupted send of transfer {transfer['id']}")
         return transfer
 
-    def _new_transfer(
-        self, job: SendState, files: list[Path], to: list[str], expires: str | None
+    def new_transfer(
+        self,
+        job: SendState,
+        path: str,
+        body: dict[str, Any],
+        expires: str | None,
+        *,
+        extra: dict[str, Any] | None = None,
     ) -> dict[str, Any]:
-        body = {"recipients": to, "files": len(files), "expires_in": expires}
-        transfer: dict[str, Any] = self.api.request("POST", "/api/v1/transfers", json=body)
+        """Create what `path` creates (a transfer, or a link holding one) and remember it in
+        `job`; the answer, whose "transfer" (or itself) is the transfer."""
+        answer: dict[str, Any] = self.api.request("POST", path, json=body)
+        transfer: dict[str, Any] = answer.get("transfer", answer)
         if expires is not None:
             try:
                 _check_expiry(transfer["expires_at"], parse_duration(expires))
@@ -459,8 +536,9 @@ class Client:
                 self._abandon(transfer["id"])
                 raise
         job.data = {"id": transfer["id"], "files": [{"id": f["id"]} for f in transfer["files"]]}
+        job.data.update(extra or {})
         job.save()
-        return transfer
+        return answer
 
     def _abandon(self, transfer_id: str) -> None:
         # Best effort: the server's purge removes an unsealed transfer at expiry anyway.
@@ -530,6 +608,157 @@ class Client:
     def revoke(self, transfer_id: str) -> None:
         self.api.request("DELETE", f"/api/v1/transfers/{_path_part(transfer_id)}")
 
+    # --- share links and file requests ---------------------------------------------------------
+
+    def create_link(
+        self,
+        paths: Sequence[Path],
+        *,
+        expires: str | None = None,
+        max_downloads: int | None = None,
+        passphrase: str | None = None,
+        work_factor: int = DEFAULT_SCRYPT_WORK_FACTOR,
+        progress: Progress | None = None,
+    ) -> CreatedLink:
+        """Encrypt files to a key made for this link alone and upload them; the URL returned
+        holds that key after "#" (wrapped under `passphrase` when given). An interrupted
+        creation resumes when run again with the same arguments on the same files."""
+        files = [_regular_file(p) for p in paths]
+        if not files:
+            raise UsageError("name at least one file to share")
+        if passphrase is not None and not passphrase:
+            raise UsageError("the link passphrase must not be empty")
+        me = self.identity
+        own, mine = self.own_keys()
+        own_keys = _unique([Recipient.parse(b.age) for b in own])
+        facts = ["link", max_downloads, *self._send_facts(files, own_keys, expires, "")]
+        job = SendState.for_send(self.home, facts)
+        transfer = self.resumed_transfer(job, files)
+        if transfer is not None:
+            link = lk.kept_link(base64.b64decode(job.data["link"]), me)
+        else:
+            link = lk.new_link()
+            body = {"files": len(files), "expires_in": expires, "max_downloads": max_downloads}
+            kept = {"link": base64.b64encode(lk.keep_link(link, me)).decode("ascii")}
+            answer = self.new_transfer(job, "/api/v1/links", body, expires, extra=kept)
+            transfer = answer["transfer"]
+            job.data["url"] = answer["url"]
+            job.save()
+        url = str(job.data["url"])
+        keys = _unique([link.recipient, *own_keys])
+
+        def manifest(entries: list[mf.FileEntry]) -> mf.Manifest:
+            return mf.Manifest(
+                transfer=transfer["id"],
+                sender=mf.key_entry(own[0]),
+                recipients=[lk.link_recipient_entry(link.recipient)]
+                + [mf.key_entry(b) for b in mine],
+                files=entries,
+                created=transfer["created_at"],
+                expires=transfer["expires_at"],
+                message="",
+            )
+
+        self.deliver(job, transfer, files, keys, manifest, progress)
+        fragment = lk.link_fragment(link, passphrase, work_factor=work_factor)
+        return CreatedLink(str(transfer["id"]), f"{url}#{fragment}", str(transfer["expires_at"]))
+
+    def links(self, limit: int = 100) -> list[LinkInfo]:
+        """This account's links, newest first, with the downloads used and left."""
+        answer = self.api.request("GET", "/api/v1/links", params={"limit": limit})
+        try:
+            return [_link_info(item) for item in answer["items"]]
+        except (KeyError, TypeError) as exc:
+            raise TransportError("the server sent a malformed list of links") from exc
+
+    def revoke_link(self, link_id: str) -> None:
+        """End a link at once; the server deletes its files."""
+        self.api.request("DELETE", f"/api/v1/links/{_path_part(link_id)}")
+
+    def create_request(
+        self,
+        *,
+        title: str = "",
+        expires: str | None = None,
+        max_files: int = 10,
+        max_size: int | None = None,
+    ) -> CreatedRequest:
+        """A file request: a URL through which people without an account send files to this
+        account, encrypted to a key made for the request and vouched for by its secret."""
+        me = self.identity
+        own, _ = self.own_keys()
+        body = {"expires_in": expires, "max_files": max_files, "max_bytes": max_size}
+        answer = self.api.request("POST", "/api/v1/requests", json=body)
+        request_id = str(answer["id"])
+        if expires is not None:
+            _check_expiry(answer["expires_at"], parse_duration(expires))
+        keys = lk.RequestKeys.generate()
+        recipients = _unique([Recipient.parse(b.age) for b in own])
+        sealed = {
+            "document": lk.seal_document(me, request_id, title, keys),
+            "sealed_key": lk.seal_request_key(me, request_id, title, keys, recipients),
+        }
+        encoded = {k: base64.b64encode(v).decode("ascii") for k, v in sealed.items()}
+        self.api.request("POST", f"/api/v1/requests/{request_id}/seal", json=encoded)
+        return CreatedRequest(request_id, f"{answer['url']}#{keys.fragment}", answer["expires_at"])
+
+    def requests(self, limit: int = 100) -> list[RequestInfo]:
+        """This account's file requests, newest first; with their titles and whole URLs when
+        the keys are unlocked."""
+        answer = self.api.request("GET", "/api/v1/requests", params={"limit": limit})
+        try:
+            return [self._request_info(item) for item in answer["items"]]
+        except (KeyError, TypeError) as exc:
+            raise TransportError("the server sent a malformed list of requests") from exc
+
+    def _request_info(self, item: dict[str, Any]) -> RequestInfo:
+        url, title = str(item["url"]), None
+        if self._identity is not None and item.get("sealed_key"):
+            try:
+                keys, title = self._open_request_key(item["id"], item["sealed_key"])
+                url = f"{url}#{keys.fragment}"
+            except PliError as exc:
+                self.notices.append(f"request {item['id']}: {exc.message}")
+        return _fields(RequestInfo, item, url=url, title=title)
+
+    def close_request(self, request_id: str) -> None:
+        """Stop accepting files; the answers received stay in the inbox."""
+        self.api.request("POST", f"/api/v1/requests/{_path_part(request_id)}/close")
+
+    def _open_request_key(self, request_id: str, sealed: str) -> tuple[lk.RequestKeys, str]:
+        try:
+            raw = base64.b64decode(sealed, validate=True)
+        except ValueError as exc:
+            raise IntegrityError("the server sent a malformed request key") from exc
+        own, _ = self.own_keys()
+        return lk.open_request_key(raw, self.identity, request_id, own)
+
+    def _request_keys(self, request_id: str) -> lk.RequestKeys:
+        if request_id not in self._request_cache:
+            answer = self.api.request("GET", f"/api/v1/requests/{_path_part(request_id)}")
+            if not isinstance(answer, dict) or answer.get("id") != request_id:
+                raise IntegrityError("the server answered with another request")
+            self._request_cache[request_id] = self._open_request_key(
+                request_id, answer.get("sealed_key") or ""
+            )[0]
+        return self._request_cache[request_id]
+
+    def _verified_answer(self, transfer: dict[str, Any]) -> tuple[lk.Answer, lk.RequestKeys]:
+        """Decrypt an answer to one of our requests and check it was made with its link."""
+        request_id = transfer.get("request")
+        if not isinstance(request_id, str) or not transfer.get("manifest"):
+            raise IntegrityError("this answer has no request or no manifest")
+        keys = self._request_keys(request_id)
+        try:
+            sealed = base64.b64decode(transfer["manifest"], validate=True)
+        except (ValueError, TypeError) as exc:
+            raise IntegrityError("the server sent a malformed manifest") from exc
+        answer = lk.open_answer(sealed, keys, request_id, transfer["id"])
+        listed = [(f["id"], f["size"]) for f in transfer["files"]]
+        if listed != [(f.id, f.ciphertext_size) for f in answer.files]:
+            raise IntegrityError("the server's file list does not match the answer")
+        return answer, keys
+
     # --- receiving ----------------------------------------------------------------------------
 
     def inbox(self, limit: int = 50, cursor: str | None = None) -> TransferPage:
@@ -585,6 +814,8 @@ class Client:
             "created_at": transfer["created_at"],
             "expires_at": transfer["expires_at"],
         }
+        if transfer.get("kind") == "answer":
+            return self._answer_info(base, transfer)
         try:
             manifest, verified = self._verified_manifest(transfer)
         except PliError as exc:
@@ -602,6 +833,31 @@ class Client:
             sender_key_verified=verified,
         )
 
+    def _answer_info(self, base: dict[str, Any], transfer: dict[str, Any]) -> TransferInfo:
+        request = transfer.get("request")
+        try:
+            answer, _ = self._verified_answer(transfer)
+        except PliError as exc:
+            return TransferInfo(
+                **base,
+                files=[],
+                message="",
+                verified=False,
+                problem=exc.message,
+                kind="answer",
+                request=request,
+            )
+        files = [FileInfo(names.safe_name(f.name), f.size) for f in answer.files]
+        return TransferInfo(
+            **base,
+            files=files,
+            message=answer.message,
+            verified=True,
+            kind="answer",
+            claimed_name=answer.name,
+            request=request,
+        )
+
     def _verified_manifest(self, transfer: dict[str, Any]) -> tuple[mf.Manifest, bool]:
         """Decrypt and check a transfer's manifest against everything the server claims."""
         if not transfer.get("manifest"):
@@ -611,7 +867,7 @@ class Client:
             sealed = base64.b64decode(transfer["manifest"], validate=True)
         except (ValueError, TypeError) as exc:  # binascii.Error is a ValueError
             raise IntegrityError("the server sent a malformed manifest") from exc
-        manifest, signed = mf.open_sealed(sealed, me)
+        manifest, signed = mf.open_sealed(sealed, me.age_identity)
         if manifest.transfer != transfer["id"]:
             raise IntegrityError(
                 "the manifest belongs to another transfer (replayed by the server?)"
@@ -641,6 +897,20 @@ class Client:
                 return bundle
         raise TrustError(f"the manifest was signed with a key {claimed['email']} does not have")
 
+    def _checked_contents(
+        self, transfer: dict[str, Any]
+    ) -> tuple[list[mf.FileEntry], age.X25519Identity]:
+        """The signed file entries of a transfer, and the identity that decrypts its files."""
+        if transfer.get("kind") == "answer":
+            answer, keys = self._verified_answer(transfer)
+            return answer.files, keys.identity
+        manifest, _ = self._verified_manifest(transfer)
+        # The signed expiry is the sender's word: a server that keeps serving past it is
+        # not obeyed.
+        if _parse_time(manifest.expires) <= datetime.now(UTC):
+            raise GoneError("this transfer has expired")
+        return manifest.files, self.identity.age_identity
+
     def get(
         self,
         transfer_id: str,
@@ -654,61 +924,15 @@ class Client:
         # asked for, or the server could answer with another (older) transfer.
         if not isinstance(transfer, dict) or transfer.get("id") != transfer_id:
             raise IntegrityError("the server answered with another transfer (replayed?)")
-        manifest, _ = self._verified_manifest(transfer)
-        # The signed expiry is the sender's word: a server that keeps serving past it is
-        # not obeyed.
-        if _parse_time(manifest.expires) <= datetime.now(UTC):
-            raise GoneError("this transfer has expired")
-        out_dir.mkdir(parents=True, exist_ok=True)
-        partials: list[Partial] = []
-        keep = False
-        try:
-            for entry in manifest.files:
-                partials.append(
-                    self._fetch(transfer_id, entry, out_dir, raw, progress or _NoProgress())
-                )
-            # Nothing is placed until every file has been authenticated.
-            return [
-                names.place(partial.path, out_dir, entry.name + (".age" if raw else ""))
-                for partial, entry in zip(partials, manifest.files, strict=True)
-            ]
-        except RESUMABLE:
-            keep = True  # the files already checked are kept for the next attempt too
-            raise
-        finally:
-            for partial in partials:
-                partial.close() if keep else partial.discard()
-
-    def _fetch(
-        self, transfer_id: str, entry: mf.FileEntry, out_dir: Path, raw: bool, progress: Progress
-    ) -> Partial:
-        """Download one file into its partial file (resuming an earlier attempt's), checked
-        against the signed manifest."""
-        partial = Partial.open(out_dir, partial_name(transfer_id, entry, raw=raw))
-        label = names.safe_name(entry.name)
-        path = f"/api/v1/transfers/{transfer_id}/files/{entry.id}"
-        identities = None if raw else [self.identity.age_identity]
-        receiver = Receiver(self.api, path, entry, partial, identities, progress, label)
-        try:
-            receiver.run()
-        except RESUMABLE as exc:
-            partial.close()
-            if isinstance(exc, TransportError) and exc.hint is None:
-                exc.hint = "run the same command again to resume the download"
-            raise
-        except BaseException as exc:
-            partial.discard()
-            if isinstance(exc, CryptoError) and receiver.resumed and exc.hint is None:
-                exc.hint = "the partial download was deleted: run the command again"
-            raise
-        finally:
-            if receiver.resumed:
-                self.notices.append(f"{label}: resumed an interrupted download")
-        return partial
-
-
-# Failures after which a partial download is kept, for the same command to resume.
-RESUMABLE = (TransportError, AuthError, OSError, KeyboardInterrupt)
+        entries, identity = self._checked_contents(transfer)
+        files = f"/api/v1/transfers/{transfer_id}/files"
+        identities = None if raw else [identity]
+        return receive_all(
+            Fetch(self.api, files, transfer_id, out_dir, identities, raw),
+            entries,
+            progress or NoProgress(),
+            self.notices,
+        )
 
 
 CLOCK_SKEW = timedelta(minutes=5)
@@ -744,3 +968,16 @@ def _path_part(text: str) -> str:
     if not text or "/" in text or text in (".", "..") or any(c.isspace() for c in text):
         raise UsageError(f"{text!r} is not valid here")
     return text
+
+
+def _link_info(item: dict[str, Any]) -> LinkInfo:
+    return _fields(LinkInfo, item, files=len(item["transfer"]["files"]))
+
+
+_Info = TypeVar("_Info", LinkInfo, RequestInfo)
+
+
+def _fields(cls: type[_Info], item: dict[str, Any], **given: Any) -> _Info:
+    """An instance of the dataclass `cls` from the like-named keys of a server's answer."""
+    names = [f.name for f in dataclasses.fields(cls)]
+    return cls(**{name: given[name] if name in given else item[name] for name in names})

@@ -42,7 +42,7 @@ from pli.crypto.stream import (
     hkdf_sha256,
     sealed_size,
 )
-from pli.errors import CryptoError, DecryptError
+from pli.errors import CryptoError, DecryptError, UsageError
 
 INTRO = b"age-encryption.org/v1\n"
 _X25519_INFO = b"age-encryption.org/v1/X25519"
@@ -228,7 +228,7 @@ class ScryptIdentity:
     """A passphrase, for files encrypted with an age scrypt stanza."""
 
     def __init__(self, passphrase: str, *, max_work_factor: int = MAX_SCRYPT_WORK_FACTOR) -> None:
-        self._passphrase = passphrase.encode("utf-8")
+        self._passphrase = _passphrase_bytes(passphrase)
         self._max = max_work_factor
 
     def unwrap(self, stanzas: Sequence[Stanza]) -> bytes | None:
@@ -257,6 +257,13 @@ def _scrypt_args(stanza: Stanza) -> tuple[bytes, int]:
     return salt, int(stanza.args[1])
 
 
+def _passphrase_bytes(passphrase: str) -> bytes:
+    try:
+        return passphrase.encode("utf-8")
+    except UnicodeEncodeError as exc:  # lone surrogates, from bytes that were not UTF-8
+        raise UsageError("the passphrase is not valid text (UTF-8)") from exc
+
+
 def _scrypt(passphrase: bytes, salt: bytes, work: int) -> bytes:
     kdf = Scrypt(salt=_SCRYPT_LABEL + salt, length=32, n=1 << work, r=8, p=1)
     return kdf.derive(passphrase)
@@ -266,7 +273,7 @@ def scrypt_stanza(passphrase: str, file_key: bytes, work_factor: int) -> Stanza:
     if not 1 <= work_factor <= MAX_SCRYPT_WORK_FACTOR:
         raise CryptoError(f"the work factor must be between 1 and {MAX_SCRYPT_WORK_FACTOR}")
     salt = os.urandom(16)
-    key = _scrypt(passphrase.encode("utf-8"), salt, work_factor)
+    key = _scrypt(_passphrase_bytes(passphrase), salt, work_factor)
     body = ChaCha20Poly1305(key).encrypt(_ZERO_NONCE, file_key, None)
     return Stanza("scrypt", (b64encode(salt), str(work_factor)), body)
 

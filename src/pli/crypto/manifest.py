@@ -76,12 +76,12 @@ def seal(identity: DeviceIdentity, manifest: Manifest, recipients: list[age.Reci
     return age.encrypt(signing.canonical_json(identity.sign(MANIFEST_KIND, doc)), recipients)
 
 
-def open_sealed(sealed: bytes, identity: DeviceIdentity) -> tuple[Manifest, dict[str, Any]]:
+def open_sealed(sealed: bytes, identity: age.Identity) -> tuple[Manifest, dict[str, Any]]:
     """Decrypt a manifest; returns it with its signed envelope. The signature is NOT yet
     checked: the caller must call `verify_signature` with the sender key it has pinned."""
     if len(sealed) > MAX_MANIFEST_BYTES:
         raise CryptoError("the manifest is too large")
-    plain = age.decrypt(sealed, [identity.age_identity])
+    plain = age.decrypt(sealed, [identity])
     try:
         signed = json.loads(plain)
     except (ValueError, RecursionError) as exc:  # RecursionError: nesting too deep
@@ -112,17 +112,17 @@ def _validate(doc: dict[str, Any]) -> None:
         set(doc) == _FIELDS
         and doc["kind"] == MANIFEST_KIND
         and all(isinstance(doc[k], str) for k in ("transfer", "created", "expires", "message"))
-        and _is_key(doc["sender"])
+        and is_key_entry(doc["sender"])
         and isinstance(doc["recipients"], list)
-        and all(_is_key(r) for r in doc["recipients"])
+        and all(is_key_entry(r) for r in doc["recipients"])
         and isinstance(doc["files"], list)
-        and all(_is_file(f) for f in doc["files"])
+        and all(is_file_entry(f) for f in doc["files"])
     )
     if not ok:
         raise SignatureError("malformed manifest")
 
 
-def _is_key(value: Any) -> bool:
+def is_key_entry(value: Any) -> bool:
     return (
         isinstance(value, dict)
         and set(value) == _KEY_FIELDS
@@ -130,7 +130,7 @@ def _is_key(value: Any) -> bool:
     )
 
 
-def _is_file(value: Any) -> bool:
+def is_file_entry(value: Any) -> bool:
     if not isinstance(value, dict) or set(value) != _FILE_FIELDS:
         return False
     sizes = (value["size"], value["ciphertext_size"])

@@ -73,7 +73,7 @@ def _seal(plain: bytes) -> bytes:
 
 
 def _open_and_verify(sealed: bytes) -> manifest.Manifest:
-    opened, signed = manifest.open_sealed(sealed, RECEIVER)
+    opened, signed = manifest.open_sealed(sealed, RECEIVER.age_identity)
     manifest.verify_signature(signed, SENDER.public_bundle())
     return opened
 
@@ -99,7 +99,9 @@ def _open_or_refuse(sealed: bytes) -> None:
 
 def test_the_reference_manifest_opens() -> None:
     """The starting point of the mutations below is itself valid."""
-    opened, signed = manifest.open_sealed(_seal(json.dumps(_sign(_doc())).encode()), RECEIVER)
+    opened, signed = manifest.open_sealed(
+        _seal(json.dumps(_sign(_doc())).encode()), RECEIVER.age_identity
+    )
     manifest.verify_signature(signed, SENDER.public_bundle())
     assert opened.files[0].name == "résultats.csv"
 
@@ -120,7 +122,7 @@ def test_any_envelope_sealed_to_us(doc: Any, sig: Any) -> None:
 @given(plain=st.binary(max_size=300))
 def test_any_bytes_sealed_to_us(plain: bytes) -> None:
     with pytest.raises(PliError):
-        manifest.open_sealed(_seal(plain), RECEIVER)
+        manifest.open_sealed(_seal(plain), RECEIVER.age_identity)
 
 
 @SLOW
@@ -156,7 +158,7 @@ def test_extra_fields_are_refused(key: str, value: Any) -> None:
         return
     doc[key] = value
     with pytest.raises(PliError):
-        manifest.open_sealed(_seal(json.dumps(_sign(doc)).encode()), RECEIVER)
+        manifest.open_sealed(_seal(json.dumps(_sign(doc)).encode()), RECEIVER.age_identity)
 
 
 @pytest.mark.parametrize(
@@ -181,4 +183,4 @@ def test_hostile_plaintexts(plain: bytes) -> None:
 @given(garbage=st.binary(max_size=400))
 def test_bytes_that_are_not_an_age_file(garbage: bytes) -> None:
     with pytest.raises(PliError):
-        manifest.open_sealed(b"age-encryption.org/v1\n" + garbage, RECEIVER)
+        manifest.open_sealed(b"age-encryption.org/v1\n" + garbage, RECEIVER.age_identity)

@@ -328,7 +328,7 @@ def test_manifest_sealed_by_pli_carries_the_same_signed_document() -> None:
     sealed = mf.seal(SENDER, manifest, readers)
     plain = age.decrypt(sealed, [RECIPIENT.age_identity])
     assert plain == MANIFEST["manifest"]["plaintext"].encode("utf-8")
-    opened, signed = mf.open_sealed(sealed, RECIPIENT)
+    opened, signed = mf.open_sealed(sealed, RECIPIENT.age_identity)
     assert opened == manifest
     assert signed == MANIFEST["manifest"]["signed"]
 
@@ -343,7 +343,7 @@ def test_sealed_manifest_opens_and_verifies(who: str) -> None:
         str(SENDER.age_identity.recipient),
     ]
     assert age.decrypt(sealed, [reader.age_identity]) == vector["plaintext"].encode("utf-8")
-    opened, signed = mf.open_sealed(sealed, reader)
+    opened, signed = mf.open_sealed(sealed, reader.age_identity)
     doc = vector["signed"]["doc"]
     assert opened.transfer == doc["transfer"]
     assert opened.sender == doc["sender"]
@@ -360,7 +360,7 @@ def test_sealed_manifest_opens_and_verifies(who: str) -> None:
 def test_sealed_manifest_is_not_for_other_keys() -> None:
     stranger = _identity({**MANIFEST["recipient"]["inputs"], "x25519_secret_hex": "11" * 32})
     with pytest.raises(DecryptError):
-        mf.open_sealed(base64.b64decode(MANIFEST["manifest"]["sealed_b64"]), stranger)
+        mf.open_sealed(base64.b64decode(MANIFEST["manifest"]["sealed_b64"]), stranger.age_identity)
 
 
 @pytest.mark.parametrize("who", ["recipient", "sender"])
@@ -395,7 +395,7 @@ def test_files_match_the_signed_manifest(tmp_path: Path, index: int) -> None:
 def _open_and_verify(sealed: bytes) -> mf.Manifest:
     """What a receiving client does with a sealed manifest before any check against the
     server's claims (those are Client._verified_manifest's, docs/spec/manifest.md)."""
-    manifest, signed = mf.open_sealed(sealed, RECIPIENT)
+    manifest, signed = mf.open_sealed(sealed, RECIPIENT.age_identity)
     mf.verify_signature(signed, _sender_bundle())
     return manifest
 
@@ -416,7 +416,7 @@ def test_invalid_manifest_is_refused(case: dict[str, Any]) -> None:
 def test_deeply_nested_manifest_is_refused_without_a_crash() -> None:
     sealed = age.encrypt(b"[" * 100_000, [RECIPIENT.age_identity.recipient])
     with pytest.raises(SignatureError):
-        mf.open_sealed(sealed, RECIPIENT)
+        mf.open_sealed(sealed, RECIPIENT.age_identity)
 
 
 def test_vector_files_are_what_the_generator_writes() -> None:
