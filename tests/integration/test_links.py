@@ -157,8 +157,10 @@ def test_revoked_and_expired_links_get_one_plain_answer(
     source = _files(tmp_path)[0]
     revoked = _create(alice, str(source))
     expiring = _create(alice, str(source), "--expires", "2s")
+    blobs = sqlite_server.data / "blobs"
+    assert len([p for p in blobs.glob("??/*") if p.is_file()]) == 2
     alice.ok("link", "revoke", revoked["id"])
-    assert [p for p in (sqlite_server.data / "blobs").rglob("*") if p.is_file()] != []
+    assert len([p for p in blobs.glob("??/*") if p.is_file()]) == 1  # its file is gone at once
     time.sleep(2.5)
     guest = _outsider(sqlite_server, tmp_path)
     unknown = revoked["url"].replace(revoked["id"], "0" * 32)
