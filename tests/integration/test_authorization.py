@@ -16,6 +16,7 @@ from pli.server.config import Settings
 from tests.integration.conftest import PASSWORD, Server, User, make_user, upload_metadata
 
 ROLES = ("anonymous", "other", "recipient", "sender", "administrator")
+SENDER_TOKEN = "the-token-a-request-url-gives-its-senders"
 T, F = "{transfer_id}", "{file_id}"
 L, R, A = "{link_id}", "{request_id}", "{answer_id}"  # the sender's link and file request
 # (method, path) -> expected status per role, in ROLES order. Order matters: revoke and
@@ -87,9 +88,11 @@ HEADERS = {
         "content-type": "application/offset+octet-stream",
     },
     ("DELETE", "/api/v1/uploads/{upload_id}"): TUS,
-    # + the link's ticket and the answer's guest token, in the test
+    # + the link's ticket, the request's sender token and the answer's guest token, in the test
     ("GET", f"/api/v1/public/links/{L}"): {},
     ("GET", f"/api/v1/public/links/{L}/files/{F}"): {},
+    ("GET", f"/api/v1/public/requests/{R}"): {"authorization": f"Bearer {SENDER_TOKEN}"},
+    ("POST", f"/api/v1/public/requests/{R}/answers"): {"authorization": f"Bearer {SENDER_TOKEN}"},
     ("POST", f"/api/v1/public/answers/{A}/seal"): {},
 }
 # Path parameters that name something else than `ids` has under the same name.
@@ -107,7 +110,11 @@ BODIES = {
     ("POST", "/api/v1/me/2fa/totp/disable"): {"code": "000000"},
     ("POST", "/api/v1/links"): {"files": 1},
     ("POST", "/api/v1/requests"): {},
-    ("POST", f"/api/v1/requests/{R}/seal"): {"document": "AAAA", "sealed_key": "AAAA"},
+    ("POST", f"/api/v1/requests/{R}/seal"): {
+        "document": "AAAA",
+        "sealed_key": "AAAA",
+        "sender_token": SENDER_TOKEN,
+    },
     ("POST", f"/api/v1/public/requests/{R}/answers"): {"files": [2]},
     ("POST", f"/api/v1/public/answers/{A}/seal"): {"manifest": "AAAA"},
 }
@@ -236,12 +243,14 @@ def _external(url: str, owner: dict[str, str]) -> dict[str, str]:
         sealed = http.post(f"/api/v1/transfers/{link['id']}/seal", json={"manifest": "AAAA"})
         assert sealed.status_code == 200, sealed.text
         request = http.post("/api/v1/requests", json={"max_files": 10}).json()
-        body = {"document": "AAAA", "sealed_key": "AAAA"}
+        body = {"document": "AAAA", "sealed_key": "AAAA", "sender_token": SENDER_TOKEN}
         assert http.post(f"/api/v1/requests/{request['id']}/seal", json=body).status_code == 200
     with httpx.Client(base_url=url, timeout=30) as public:
         ticket = public.post(f"/api/v1/public/links/{link['id']}/tickets").json()["ticket"]
         answered = public.post(
-            f"/api/v1/public/requests/{request['id']}/answers", json={"files": [2]}
+            f"/api/v1/public/requests/{request['id']}/answers",
+            json={"files": [2]},
+            headers={"authorization": f"Bearer {SENDER_TOKEN}"},
         ).json()
     for route in (
         ("GET", f"/api/v1/public/links/{L}"),
@@ -315,6 +324,9 @@ WITHOUT_CAPABILITY: dict[tuple[str, str], tuple[int, str | None]] = {
     ("GET", f"/api/v1/public/links/{L}/files/{{link_file_id}}"): (404, LINK_GONE),
     ("GET", f"/api/v1/public/requests/{UNKNOWN}"): (404, REQUEST_GONE),
     ("POST", f"/api/v1/public/requests/{UNKNOWN}/answers"): (404, REQUEST_GONE),
+    # A request that is open, but a session is not the sender token its URL gives.
+    ("GET", f"/api/v1/public/requests/{R}"): (404, REQUEST_GONE),
+    ("POST", f"/api/v1/public/requests/{R}/answers"): (404, REQUEST_GONE),
     ("POST", f"/api/v1/public/answers/{A}/seal"): (401, None),
 }
 

@@ -212,6 +212,22 @@ def _through(relay: Relay, url: str) -> str:
     return urlunsplit(parts._replace(netloc=urlsplit(relay.url).netloc))
 
 
+def test_an_output_that_is_a_file_is_one_usage_error_and_costs_no_download(
+    sqlite_server: Server, tmp_path: Path
+) -> None:
+    alice = make_user(sqlite_server, tmp_path, "alice")
+    link = _create(alice, str(_files(tmp_path)[0]))
+    in_the_way = tmp_path / "report.pdf"
+    in_the_way.write_bytes(b"%PDF mine")
+    refused = _outsider(sqlite_server, tmp_path).run(
+        "link", "get", link["url"], "-o", str(in_the_way)
+    )
+    assert (refused.returncode, refused.stdout) == (2, "")
+    assert refused.stderr == f"error: cannot save into {in_the_way}: it is not a directory\n"
+    assert in_the_way.read_bytes() == b"%PDF mine"
+    assert alice.ok("link", "list", "--json").json()[0]["downloads"] == 0
+
+
 def test_an_interrupted_download_resumes_on_the_same_ticket(
     sqlite_server: Server, tmp_path: Path
 ) -> None:

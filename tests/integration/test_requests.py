@@ -13,7 +13,7 @@ import httpx
 from pli.crypto import age
 from pli.crypto import links as lk
 from pli.crypto.manifest import FileEntry
-from tests.integration.conftest import TUS, Server, User, make_user, upload_metadata
+from tests.integration.conftest import TUS, Server, User, bearer, make_user, upload_metadata
 from tests.integration.test_compromise_drill import _server_bytes, _variants
 from tests.integration.test_links import _outsider
 
@@ -75,7 +75,7 @@ def test_a_request_round_trip(server: Server, tmp_path: Path) -> None:
 
     bob.ok("request", "close", asked["id"])
     closed = sender.run("request", "send", asked["url"], str(files[1]))
-    assert (closed.returncode, closed.stderr.strip()) == (1, f"error: {CLOSED}")
+    assert (closed.returncode, closed.stderr.splitlines()[0]) == (1, f"error: {CLOSED}")
     secret = asked["url"].split("#", 1)[1].split(".", 1)[1]
     held = _server_bytes(server)
     canaries = ["Bilans du patient MARTIN", "Dr Nguyen, labo Pasteur", "voici les bilans", secret]
@@ -95,20 +95,29 @@ def test_an_altered_request_url_is_refused_before_anything_is_sent(
     flipped = secret[:10] + ("A" if secret[10] != "A" else "B") + secret[11:]
     sender = _outsider(sqlite_server, tmp_path)
     source = _files(tmp_path)[1]
-    for altered in (f"{recipient}.{flipped}", f"{other}.{secret}", fragment[:-4], recipient):
+    for altered in (f"{other}.{secret}", fragment[:-4], recipient):
         refused = sender.run("request", "send", f"{base}#{altered}", str(source))
         assert refused.returncode == 1, altered
         assert refused.stderr.startswith("error: this request link is incomplete or was altered")
+    # Another secret shows another sender token, which the server answers as an unknown id.
+    refused = sender.run("request", "send", f"{base}#{recipient}.{flipped}", str(source))
+    assert refused.returncode == 1
+    assert refused.stderr.splitlines() == [
+        f"error: {CLOSED}",
+        "hint: if it should be open, the link may be incomplete or altered: ask for it again",
+    ]
     assert bob.ok("request", "list", "--json").json()[0]["files_used"] == 0
     assert bob.ok("inbox", "--json").json() == []
 
 
-def _forge(server: Server, request_id: str, fragment: lk.RequestFragment) -> str:
-    """What a server could do alone: open an answer and fill it with what it likes."""
+def _forge(server: Server, request_id: str, fragment: lk.RequestFragment, token: str) -> str:
+    """What a server could do alone: open an answer and fill it with what it likes. (It needs
+    no sender token; over HTTP, the request's own stands in for that.)"""
     plain = b"forged results\n"
     sealed = age.encrypt(plain, [fragment.recipient])
     made = httpx.post(
         f"{server.url}/api/v1/public/requests/{request_id}/answers",
+        headers={"authorization": f"Bearer {token}"},
         json={"files": [len(sealed)]},
     ).json()
     transfer, guest = made["transfer"], {"authorization": f"Bearer {made['token']}"}
@@ -151,7 +160,7 @@ def test_an_answer_the_server_made_up_is_not_accepted(
     # can only encrypt to a key of its own.
     knows_key = lk.RequestFragment(real.recipient, os.urandom(32))
     own_key = lk.RequestKeys.generate().fragment
-    forged = [_forge(sqlite_server, request_id, f) for f in (knows_key, own_key)]
+    forged = [_forge(sqlite_server, request_id, f, real.sender_token) for f in (knows_key, own_key)]
 
     inbox = {t["id"]: t for t in bob.ok("inbox", "--json").json()}
     for transfer in forged:
@@ -162,3 +171,30 @@ def test_an_answer_the_server_made_up_is_not_accepted(
         assert refused.returncode == 1
         assert "not made with the request's link" in refused.stderr
     assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())
+
+
+def test_the_request_id_alone_neither_reads_nor_fills_a_request(
+    sqlite_server: Server, tmp_path: Path
+) -> None:
+    bob = make_user(sqlite_server, tmp_path, "bob")
+    asked = _request(bob, "--title", "Résultats")
+    fragment = lk.parse_request_fragment(asked["url"].split("#", 1)[1])
+    public = f"{sqlite_server.url}/api/v1/public/requests/{asked['id']}"
+    other = lk.RequestKeys.generate().fragment.sender_token
+    for headers in (
+        {},
+        {"authorization": f"Bearer {other}"},
+        {"authorization": f"Bearer {fragment.sender_token[:-1]}"},
+        bearer(bob),  # not even the requester's session
+    ):
+        read = httpx.get(public, headers=headers)
+        assert (read.status_code, read.json()["detail"]) == (404, CLOSED), headers
+        reserve = httpx.post(f"{public}/answers", headers=headers, json={"files": [100]})
+        assert (reserve.status_code, reserve.json()["detail"]) == (404, CLOSED), headers
+    listed = bob.ok("request", "list", "--json").json()
+    assert (listed[0]["files_used"], listed[0]["bytes_used"]) == (0, 0)
+    shown = {"authorization": f"Bearer {fragment.sender_token}"}
+    opened = httpx.get(public, headers=shown)
+    assert opened.status_code == 200
+    document = base64.b64decode(opened.json()["document"])
+    assert lk.open_document(document, asked["id"], fragment).title == "Résultats"

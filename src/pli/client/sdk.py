@@ -14,6 +14,7 @@ import contextlib
 import dataclasses
 import functools
 import os
+import typing
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -23,6 +24,7 @@ from typing import Any, Protocol, TypeVar
 from pli.client import names
 from pli.client.api import Api, check_url
 from pli.client.download import Fetch, receive_all
+from pli.client.external import listed_files, readable_file
 from pli.client.pins import PinStore
 from pli.client.state import Home
 from pli.client.upload import (
@@ -426,7 +428,7 @@ class Client:
     ) -> str:
         """Encrypt and upload; an interrupted send resumes when run again with the same
         arguments on the same, unchanged files."""
-        files = [_regular_file(p) for p in paths]
+        files = [readable_file(p) for p in paths]
         if not to:
             raise UsageError("name at least one recipient with --to")
         everyone = {email.strip().lower(): self.pinned_keys(email.strip().lower()) for email in to}
@@ -623,7 +625,7 @@ class Client:
         """Encrypt files to a key made for this link alone and upload them; the URL returned
         holds that key after "#" (wrapped under `passphrase` when given). An interrupted
         creation resumes when run again with the same arguments on the same files."""
-        files = [_regular_file(p) for p in paths]
+        files = [readable_file(p) for p in paths]
         if not files:
             raise UsageError("name at least one file to share")
         if passphrase is not None and not passphrase:
@@ -667,7 +669,7 @@ class Client:
         """This account's links, newest first, with the downloads used and left."""
         answer = self.api.request("GET", "/api/v1/links", params={"limit": limit})
         try:
-            return [_link_info(item) for item in answer["items"]]
+            return [_link_info(item) for item in _items(answer)]
         except (KeyError, TypeError) as exc:
             raise TransportError("the server sent a malformed list of links") from exc
 
@@ -688,47 +690,50 @@ class Client:
         me = self.identity
         own, _ = self.own_keys()
         body = {"expires_in": expires, "max_files": max_files, "max_bytes": max_size}
-        answer = self.api.request("POST", "/api/v1/requests", json=body)
-        request_id = str(answer["id"])
+        made = _created_request(self.api.request("POST", "/api/v1/requests", json=body))
         if expires is not None:
-            _check_expiry(answer["expires_at"], parse_duration(expires))
+            _check_expiry(made.expires_at, parse_duration(expires))
         keys = lk.RequestKeys.generate()
         recipients = _unique([Recipient.parse(b.age) for b in own])
         sealed = {
-            "document": lk.seal_document(me, request_id, title, keys),
-            "sealed_key": lk.seal_request_key(me, request_id, title, keys, recipients),
+            "document": lk.seal_document(me, made.id, title, keys),
+            "sealed_key": lk.seal_request_key(me, made.id, title, keys, recipients),
         }
         encoded = {k: base64.b64encode(v).decode("ascii") for k, v in sealed.items()}
-        self.api.request("POST", f"/api/v1/requests/{request_id}/seal", json=encoded)
-        return CreatedRequest(request_id, f"{answer['url']}#{keys.fragment}", answer["expires_at"])
+        # What senders show to read the request and answer it; the server keeps its hash.
+        encoded["sender_token"] = keys.fragment.sender_token
+        self.api.request("POST", f"/api/v1/requests/{made.id}/seal", json=encoded)
+        return dataclasses.replace(made, url=f"{made.url}#{keys.fragment}")
 
     def requests(self, limit: int = 100) -> list[RequestInfo]:
         """This account's file requests, newest first; with their titles and whole URLs when
         the keys are unlocked."""
         answer = self.api.request("GET", "/api/v1/requests", params={"limit": limit})
         try:
-            return [self._request_info(item) for item in answer["items"]]
+            return [self._request_info(item) for item in _items(answer)]
         except (KeyError, TypeError) as exc:
             raise TransportError("the server sent a malformed list of requests") from exc
 
-    def _request_info(self, item: dict[str, Any]) -> RequestInfo:
-        url, title = str(item["url"]), None
-        if self._identity is not None and item.get("sealed_key"):
-            try:
-                keys, title = self._open_request_key(item["id"], item["sealed_key"])
-                url = f"{url}#{keys.fragment}"
-            except PliError as exc:
-                self.notices.append(f"request {item['id']}: {exc.message}")
-        return _fields(RequestInfo, item, url=url, title=title)
+    def _request_info(self, item: Any) -> RequestInfo:
+        """A listed request; with its title and whole URL when its key opens."""
+        info = _fields(RequestInfo, item, title=None)
+        if self._identity is None or not item.get("sealed_key"):
+            return info
+        try:
+            keys, title = self._open_request_key(info.id, item["sealed_key"])
+        except PliError as exc:
+            self.notices.append(f"request {info.id}: {exc.message}")
+            return info
+        return dataclasses.replace(info, url=f"{info.url}#{keys.fragment}", title=title)
 
     def close_request(self, request_id: str) -> None:
         """Stop accepting files; the answers received stay in the inbox."""
         self.api.request("POST", f"/api/v1/requests/{_path_part(request_id)}/close")
 
-    def _open_request_key(self, request_id: str, sealed: str) -> tuple[lk.RequestKeys, str]:
+    def _open_request_key(self, request_id: str, sealed: Any) -> tuple[lk.RequestKeys, str]:
         try:
             raw = base64.b64decode(sealed, validate=True)
-        except ValueError as exc:
+        except (ValueError, TypeError) as exc:
             raise IntegrityError("the server sent a malformed request key") from exc
         own, _ = self.own_keys()
         return lk.open_request_key(raw, self.identity, request_id, own)
@@ -754,8 +759,7 @@ class Client:
         except (ValueError, TypeError) as exc:
             raise IntegrityError("the server sent a malformed manifest") from exc
         answer = lk.open_answer(sealed, keys, request_id, transfer["id"])
-        listed = [(f["id"], f["size"]) for f in transfer["files"]]
-        if listed != [(f.id, f.ciphertext_size) for f in answer.files]:
+        if listed_files(transfer) != [(f.id, f.ciphertext_size) for f in answer.files]:
             raise IntegrityError("the server's file list does not match the answer")
         return answer, keys
 
@@ -806,14 +810,8 @@ class Client:
             raise TransportError("the server sent a malformed listing")
         return TransferPage([self._info(t) for t in items], following)
 
-    def _info(self, transfer: dict[str, Any]) -> TransferInfo:
-        base = {
-            "id": transfer["id"],
-            "sender": transfer["sender"],
-            "recipients": transfer["recipients"],
-            "created_at": transfer["created_at"],
-            "expires_at": transfer["expires_at"],
-        }
+    def _info(self, transfer: Any) -> TransferInfo:
+        base = _stated(transfer)
         if transfer.get("kind") == "answer":
             return self._answer_info(base, transfer)
         try:
@@ -834,7 +832,8 @@ class Client:
         )
 
     def _answer_info(self, base: dict[str, Any], transfer: dict[str, Any]) -> TransferInfo:
-        request = transfer.get("request")
+        stated = transfer.get("request")
+        request = stated if isinstance(stated, str) else None
         try:
             answer, _ = self._verified_answer(transfer)
         except PliError as exc:
@@ -872,15 +871,14 @@ class Client:
             raise IntegrityError(
                 "the manifest belongs to another transfer (replayed by the server?)"
             )
-        if manifest.sender["email"] != transfer["sender"]:
+        if manifest.sender["email"] != transfer.get("sender"):
             raise IntegrityError("the manifest was signed by someone other than the stated sender")
         sender = self._sender_bundle(manifest.sender)
         mf.verify_signature(signed, sender)
         mine = str(me.age_identity.recipient)
         if mine not in [r["age"] for r in manifest.recipients] + [manifest.sender["age"]]:
             raise IntegrityError("the manifest does not name this device as a recipient")
-        listed = [(f["id"], f["size"]) for f in transfer["files"]]
-        if listed != [(f.id, f.ciphertext_size) for f in manifest.files]:
+        if listed_files(transfer) != [(f.id, f.ciphertext_size) for f in manifest.files]:
             raise IntegrityError("the server's file list does not match the signed manifest")
         pinned = self.pins.get(manifest.sender["email"])
         return manifest, bool(pinned and pinned.verified)
@@ -947,17 +945,11 @@ def _check_expiry(assigned: str, requested: timedelta) -> None:
 def _parse_time(text: str) -> datetime:
     try:
         moment = datetime.fromisoformat(text)
-    except ValueError as exc:
+    except (ValueError, TypeError) as exc:
         raise IntegrityError("the manifest holds a malformed time") from exc
     if moment.tzinfo is None:
         raise IntegrityError("the manifest holds a time without a zone")
     return moment
-
-
-def _regular_file(path: Path) -> Path:
-    if not path.is_file():
-        raise UsageError(f"{path} is not a file")
-    return path
 
 
 def _unique(keys: list[Recipient]) -> list[Recipient]:
@@ -970,14 +962,59 @@ def _path_part(text: str) -> str:
     return text
 
 
-def _link_info(item: dict[str, Any]) -> LinkInfo:
-    return _fields(LinkInfo, item, files=len(item["transfer"]["files"]))
+_STATED = {"id": str, "sender": str, "created_at": str, "expires_at": str}
 
 
-_Info = TypeVar("_Info", LinkInfo, RequestInfo)
+def _stated(transfer: Any) -> dict[str, Any]:
+    """What the server states of a listed transfer, each of the type it must have."""
+    if not isinstance(transfer, dict):
+        raise TransportError("the server sent a malformed listing")
+    base = {name: transfer.get(name) for name in [*_STATED, "recipients"]}
+    recipients = base["recipients"]
+    if not (
+        all(isinstance(base[name], kind) for name, kind in _STATED.items())
+        and isinstance(recipients, list)
+        and all(isinstance(r, str) for r in recipients)
+    ):
+        raise TransportError("the server sent a malformed listing")
+    return base
 
 
-def _fields(cls: type[_Info], item: dict[str, Any], **given: Any) -> _Info:
-    """An instance of the dataclass `cls` from the like-named keys of a server's answer."""
-    names = [f.name for f in dataclasses.fields(cls)]
-    return cls(**{name: given[name] if name in given else item[name] for name in names})
+def _items(answer: Any) -> list[Any]:
+    items = answer.get("items") if isinstance(answer, dict) else None
+    if not isinstance(items, list):
+        raise TypeError("no list of items")
+    return items
+
+
+def _link_info(item: Any) -> LinkInfo:
+    transfer = item.get("transfer") if isinstance(item, dict) else None
+    files = transfer.get("files") if isinstance(transfer, dict) else None
+    if not isinstance(files, list):
+        raise TypeError("no list of files")
+    return _fields(LinkInfo, item, files=len(files))
+
+
+def _created_request(answer: Any) -> CreatedRequest:
+    try:
+        made = _fields(CreatedRequest, answer)
+        _path_part(made.id)
+    except (KeyError, TypeError, UsageError) as exc:
+        raise TransportError("the server sent a malformed request") from exc
+    return made
+
+
+_Info = TypeVar("_Info", LinkInfo, RequestInfo, CreatedRequest)
+
+
+def _fields(cls: type[_Info], item: Any, **given: Any) -> _Info:
+    """An instance of the dataclass `cls` from the like-named keys of a server's answer (or
+    `given`), each of the type its field declares; else a KeyError or a TypeError."""
+    if not isinstance(item, dict):
+        raise TypeError("not an object")
+    hints = typing.get_type_hints(cls)
+    values = {name: given[name] if name in given else item[name] for name in hints}
+    for name, value in values.items():
+        if isinstance(value, bool) or not isinstance(value, hints[name]):
+            raise TypeError(f"{name} is not of the expected type")
+    return cls(**values)

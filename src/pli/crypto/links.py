@@ -6,9 +6,10 @@ go with them. The fragment (after `#`) never reaches the server. See docs/spec/l
     BASE/r/<id>#age1….<base64url(32 bytes)> a request: its age recipient, and its secret
 
 A request's secret never serves directly: HKDF-SHA256 derives from it the X25519 identity its
-public document is encrypted to (the sender reads the title and who asks from it) and the key
-of the HMAC-SHA256 that authenticates each answer. The server knows neither, so it can neither
-read an answer nor make up one the requester accepts.
+public document is encrypted to (the sender reads the title and who asks from it), the key
+of the HMAC-SHA256 that authenticates each answer, and the token a sender shows the server.
+The server knows neither the secret nor the first two, so it can neither read an answer nor
+make up one the requester accepts.
 """
 
 from __future__ import annotations
@@ -156,6 +157,13 @@ class RequestFragment:
     @property
     def document_identity(self) -> age.X25519Identity:
         return age.X25519Identity(_derived(self.secret, b"document"))
+
+    @property
+    def sender_token(self) -> str:
+        """What a sender shows the server to read the request and reserve room for an answer:
+        proof of holding the URL, from which the secret cannot be found (the server keeps
+        its SHA-256). Without it, the request's id alone opens nothing."""
+        return b64url(_derived(self.secret, b"sender"))
 
     def mac(self, doc: dict[str, Any]) -> bytes:
         message = ANSWER_KIND.encode("ascii") + b"\n" + signing.canonical_json(doc)

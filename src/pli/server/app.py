@@ -21,6 +21,7 @@ from pli.server.links import routes as links_routes
 from pli.server.links import service as links
 from pli.server.ratelimit import LoginGuard, MemoryCounters, PublicLimit, RedisCounters
 from pli.server.requests import routes as requests_routes
+from pli.server.requests import service as file_requests
 from pli.server.transfers import service as transfers
 from pli.server.transfers.routes import router as transfers_router
 from pli.server.uploads import service as uploads
@@ -94,10 +95,16 @@ async def _purge_loop(db: Database, blobs: BlobStore, settings: Settings) -> Non
 
 def _purge_once(db: Database, blobs: BlobStore, settings: Settings) -> None:
     with db.session() as session:
+        # First, answers that will not be sent give their room back to their request.
+        released = file_requests.release_abandoned(
+            session, blobs, now=settings.clock(), grace=settings.upload_grace
+        )
         # Links and answers to file requests are transfers: they expire as any other.
         count = transfers.purge_expired(session, blobs, now=settings.clock())
         exhausted = links.purge(session, blobs, now=settings.clock())
         abandoned = uploads.purge_abandoned(session, blobs, now=settings.clock())
+    if released:
+        log.info("released %d abandoned answer(s) to file requests", released)
     if count:
         log.info("purged %d expired transfer(s)", count)
     if exhausted:

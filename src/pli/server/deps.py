@@ -63,6 +63,13 @@ def _bearer(request: Request) -> str:
     return token.strip()
 
 
+def offered_bearer(request: Request) -> str:
+    """The bearer token of a request, or "" when there is none: for routes where a missing
+    token must cost the same, and be answered the same, as a wrong one."""
+    scheme, _, token = request.headers.get("authorization", "").partition(" ")
+    return token.strip() if scheme.lower() == "bearer" else ""
+
+
 def principal(
     request: Request,
     session: Annotated[Session, Depends(db)],
@@ -132,6 +139,7 @@ def uploader(
     """Who uploads: a guest, by the token of their answer; else a user with scope send."""
     token = _bearer(request)
     if token.startswith(file_requests.GUEST_PREFIX):
+        public_limit(request)  # someone without an account: counted like the public routes
         return file_requests.guest(session, token, now=config.clock())
     return require(principal(request, session, config), "send")
 
@@ -192,3 +200,4 @@ LoggedIn = Annotated[Principal, Depends(logged_in)]
 Uploader = Annotated[Actor, Depends(uploader)]
 GuestActor = Annotated[Guest, Depends(guest)]
 PublicBase = Annotated[str, Depends(public_base)]
+OfferedBearer = Annotated[str, Depends(offered_bearer)]

@@ -156,7 +156,8 @@ class LoginGuard:
 
 class PublicLimit:
     """At most `per_minute` requests without an account from one client address in any
-    minute (a sliding window). Refused requests do not count."""
+    minute (a sliding window). Each request is counted before it is judged, so concurrent ones
+    cannot all slip under the limit; refused ones count too, and keep a flood out longer."""
 
     WINDOW = 60.0
 
@@ -166,9 +167,9 @@ class PublicLimit:
 
     def check(self, address: str) -> None:
         now, key = time.time(), _key(address, space="public")
-        if self._counters.count(key, now, self.WINDOW) >= self._limit:
+        self._counters.add(key, now, self.WINDOW)
+        if self._counters.count(key, now, self.WINDOW) > self._limit:
             raise RateLimitedError(
                 "too many requests from this address: try again in a minute",
                 retry_after=int(self.WINDOW),
             )
-        self._counters.add(key, now, self.WINDOW)

@@ -213,6 +213,9 @@ class FileRequest(Base):
     state: Mapped[str] = mapped_column(String(16))  # draft | open | closed
     document: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
     sealed_key: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
+    # SHA-256 of the token senders show (derived from the URL's secret, which the server never
+    # sees): without the URL, the request's id alone reads and reserves nothing.
+    sender_hash: Mapped[str | None] = mapped_column(String(64), nullable=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
     closed_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import re
 from pathlib import Path
 
 import pytest
@@ -58,14 +60,70 @@ def test_a_ticket_file_is_never_followed_through_a_link(tmp_path: Path) -> None:
     target = tmp_path / "elsewhere"
     target.write_text("pli_ticket_planted")
     tickets.path.symlink_to(target)
-    with pytest.raises(UsageError):
+    with pytest.raises(UsageError, match=re.escape(str(tickets.path))):
         tickets.read()
-    with pytest.raises(UsageError):
-        tickets.write("pli_ticket_new")
+    tickets.write("pli_ticket_new")  # the link itself is replaced, not what it points to
     assert target.read_text() == "pli_ticket_planted"
+    assert not tickets.path.is_symlink()
+    assert tickets.read() == "pli_ticket_new"
+
+
+def test_a_readable_ticket_file_is_refused_and_rewritten_private(tmp_path: Path) -> None:
+    tickets = TicketFile(tmp_path, LINK_ID)
+    tickets.path.write_text("pli_ticket_seen_by_others")
+    tickets.path.chmod(0o644)
+    with pytest.raises(UsageError, match=re.escape(str(tickets.path))):
+        tickets.read()
+    tickets.write("pli_ticket_new")
+    assert tickets.path.stat().st_mode & 0o777 == 0o600
+    assert tickets.read() == "pli_ticket_new"
+
+
+def test_a_ticket_file_with_another_link_is_refused_and_not_written_through(
+    tmp_path: Path,
+) -> None:
+    tickets = TicketFile(tmp_path, LINK_ID)
+    tickets.write("pli_ticket_old")
+    other = tmp_path / "other-name"
+    os.link(tickets.path, other)
+    with pytest.raises(UsageError, match="remove it"):
+        tickets.read()
+    tickets.write("pli_ticket_new")
+    assert other.read_text() == "pli_ticket_old"
+    assert tickets.path.stat().st_nlink == 1
+    assert tickets.read() == "pli_ticket_new"
+
+
+def test_a_ticket_file_that_is_not_a_regular_file_is_refused(tmp_path: Path) -> None:
+    tickets = TicketFile(tmp_path, LINK_ID)
+    os.mkfifo(tickets.path)  # opened without blocking, then refused
+    with pytest.raises(UsageError, match=re.escape(str(tickets.path))):
+        tickets.read()
+    tickets.write("pli_ticket_new")
+    assert tickets.read() == "pli_ticket_new"
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="giving a file away takes root")
+def test_a_ticket_file_of_another_user_is_refused(tmp_path: Path) -> None:
+    tickets = TicketFile(tmp_path, LINK_ID)
+    tickets.write("pli_ticket_planted")
+    os.chown(tickets.path, 4242, -1)
+    with pytest.raises(UsageError, match=re.escape(str(tickets.path))):
+        tickets.read()
+
+
+def test_a_ticket_file_is_private_whatever_the_umask(tmp_path: Path) -> None:
+    tickets = TicketFile(tmp_path, LINK_ID)
+    previous = os.umask(0)
+    try:
+        tickets.write("pli_ticket_abc")
+    finally:
+        os.umask(previous)
+    assert tickets.path.stat().st_mode & 0o777 == 0o600
 
 
 def test_a_file_that_is_not_a_ticket_is_ignored(tmp_path: Path) -> None:
     tickets = TicketFile(tmp_path, LINK_ID)
     tickets.path.write_text("something else")
+    tickets.path.chmod(0o600)
     assert tickets.read() is None

@@ -305,6 +305,10 @@ def test_request_vector_derivations() -> None:
     derived = lk.parse_request_fragment(vector["fragment"]).document_identity
     assert derived.export() == vector["document_identity"]
     assert _hkdf(secret, vector["answer_info"]).hex() == vector["answer_mac_key_hex"]
+    assert vector["sender_info"] == "pli/request/v1 sender"
+    token = base64.urlsafe_b64encode(_hkdf(secret, vector["sender_info"])).rstrip(b"=").decode()
+    assert token == vector["sender_token"]
+    assert lk.parse_request_fragment(vector["fragment"]).sender_token == vector["sender_token"]
 
 
 def test_request_vector_answer_mac() -> None:

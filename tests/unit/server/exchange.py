@@ -20,6 +20,7 @@ from pli.store import models
 from pli.store.blobs import BlobStore
 
 NOW = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
+SENDER = "a-sender-token-derived-from-the-url-secret"  # what holders of a request's URL show
 DAY = timedelta(days=1)
 
 
@@ -75,8 +76,12 @@ def open_request(
         now=NOW,
         max_expiry=30 * DAY,
     )
-    requests.seal(session, owner, made.id, b"document", b"sealed key", now=NOW)
+    requests.seal(session, owner, made.id, sealed(b"document", b"sealed key"), now=NOW)
     return made.id
+
+
+def sealed(document: bytes, key: bytes, sender: str = SENDER) -> requests.Sealed:
+    return requests.Sealed(document, key, sender)
 
 
 @contextmanager

@@ -22,6 +22,7 @@ from pli.server.links.service import GONE as LINK_GONE
 from pli.server.requests.service import GONE as REQUEST_GONE
 from pli.server.security import DEFAULT_CSP, harden
 from pli.store.db import Database
+from tests.unit.server.exchange import SENDER
 
 PASSWORD = "a long enough password"
 TUS = {"tus-resumable": "1.0.0"}
@@ -186,22 +187,38 @@ def test_a_request_is_answered_by_a_guest_into_the_inbox(api: Api) -> None:
     request = made.json()
     assert (request["state"], request["url"]) == ("draft", f"https://pli.example/r/{request['id']}")
     rid = request["id"]
-    assert http.get(f"/api/v1/public/requests/{rid}").json()["detail"] == REQUEST_GONE
+    sender = {"authorization": f"Bearer {SENDER}"}
+    assert http.get(f"/api/v1/public/requests/{rid}", headers=sender).json()["detail"] == (
+        REQUEST_GONE
+    )
     bad = http.post(
         f"/api/v1/requests/{rid}/seal",
-        json={"document": "%%%", "sealed_key": "AAAA"},
+        json={"document": "%%%", "sealed_key": "AAAA", "sender_token": SENDER},
         headers=api.owner,
     )
     assert bad.status_code == 400
-    huge = {"document": _b64(bytes(64 << 10)) + "AAAA", "sealed_key": "AAAA"}
+    huge = {
+        "document": _b64(bytes(64 << 10)) + "AAAA",
+        "sealed_key": "AAAA",
+        "sender_token": SENDER,
+    }
     too_large = http.post(f"/api/v1/requests/{rid}/seal", json=huge, headers=api.owner)
     assert too_large.status_code == 400
-    body = {"document": _b64(b"document"), "sealed_key": _b64(b"key")}
+    body = {"document": _b64(b"document"), "sealed_key": _b64(b"key"), "sender_token": SENDER}
     sealed = http.post(f"/api/v1/requests/{rid}/seal", json=body, headers=api.owner)
     assert (sealed.status_code, sealed.json()["state"]) == (200, "open")
     again = http.post(f"/api/v1/requests/{rid}/seal", json=body, headers=api.owner)
     assert again.status_code == 409
-    public = http.get(f"/api/v1/public/requests/{rid}").json()
+    # The id alone opens nothing: the sender token, from the URL's secret, is needed too.
+    for without in ({}, {"authorization": "Bearer another-token-of-the-same-length-as-ours"}):
+        assert http.get(f"/api/v1/public/requests/{rid}", headers=without).json() == (
+            http.get(f"/api/v1/public/requests/{'0' * 32}", headers=sender).json()
+        )
+        refused = http.post(
+            f"/api/v1/public/requests/{rid}/answers", json={"files": [4]}, headers=without
+        )
+        assert (refused.status_code, refused.json()["detail"]) == (404, REQUEST_GONE)
+    public = http.get(f"/api/v1/public/requests/{rid}", headers=sender).json()
     assert public == {
         "id": rid,
         "document": _b64(b"document"),
@@ -209,11 +226,14 @@ def test_a_request_is_answered_by_a_guest_into_the_inbox(api: Api) -> None:
         "files_left": 3,
         "bytes_left": 100,
     }
-    answered = http.post(f"/api/v1/public/requests/{rid}/answers", json={"files": [4]})
+    answered = http.post(
+        f"/api/v1/public/requests/{rid}/answers", json={"files": [4]}, headers=sender
+    )
     assert answered.status_code == 201, answered.text
     token, transfer = answered.json()["token"], answered.json()["transfer"]
     assert token.startswith("pli_guest_")
-    assert (transfer["kind"], transfer["sender"], transfer["request"]) == ("answer", "", rid)
+    # Nothing of the requester reaches the sender: no email, no kind of account.
+    assert set(transfer) == {"id", "state", "created_at", "expires_at", "files"}
     guest = {"authorization": f"Bearer {token}"}
     file_id = transfer["files"][0]["id"]
     assert _upload(http, guest, transfer["id"], file_id, b"five!") == 400  # not the size given
@@ -239,7 +259,9 @@ def test_a_request_is_answered_by_a_guest_into_the_inbox(api: Api) -> None:
     mine = http.get(f"/api/v1/requests/{rid}", headers=api.owner).json()
     assert (mine["state"], mine["sealed_key"]) == ("closed", _b64(b"key"))
     assert http.get("/api/v1/requests", headers=api.owner).json()["items"][0]["id"] == rid
-    assert http.get(f"/api/v1/public/requests/{rid}").json()["detail"] == REQUEST_GONE
+    assert http.get(f"/api/v1/public/requests/{rid}", headers=sender).json()["detail"] == (
+        REQUEST_GONE
+    )
 
 
 def test_links_and_requests_are_addressed_at_the_public_url(tmp_path: Path) -> None:

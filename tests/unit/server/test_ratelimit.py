@@ -65,10 +65,11 @@ def test_public_requests_are_limited_per_address_over_a_sliding_minute(
         limit.check("192.0.2.1")
     assert refused.value.retry_after == 60
     limit.check("192.0.2.2")  # another address
-    clock[0] += 31  # the first request has left the window, not the second
-    limit.check("192.0.2.1")
+    clock[0] += 31  # the first request has left the window; the refused one counts still
     with pytest.raises(RateLimitedError):
         limit.check("192.0.2.1")
+    clock[0] += 30  # only the refusal just above is left in the window
+    limit.check("192.0.2.1")
 
 
 def test_counters_in_process_forget_the_keys_that_went_quiet() -> None:

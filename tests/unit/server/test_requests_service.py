@@ -22,7 +22,15 @@ from pli.server.uploads import service as uploads
 from pli.store import models
 from pli.store.blobs import LocalBlobStore
 from pli.store.db import Database
-from tests.unit.server.exchange import DAY, NOW, open_request, statements, user
+from tests.unit.server.exchange import (
+    DAY,
+    NOW,
+    SENDER,
+    open_request,
+    sealed,
+    statements,
+    user,
+)
 
 GRACE = timedelta(hours=24)
 BIG = 1 << 40
@@ -31,7 +39,9 @@ BIG = 1 << 40
 def _answer(
     session: Session, request_id: str, sizes: list[int]
 ) -> tuple[str, transfers.TransferView]:
-    return service.answer(session, request_id, sizes, now=NOW, lifetime=7 * DAY, max_file_size=BIG)
+    return service.answer(
+        session, request_id, SENDER, sizes, now=NOW, lifetime=7 * DAY, max_file_size=BIG
+    )
 
 
 def _upload(
@@ -76,14 +86,14 @@ def test_a_request_is_a_draft_then_open_then_full(database: Session) -> None:
     )
     assert service.state_of(made, NOW) == "draft"
     with pytest.raises(NotFoundError, match=service.GONE):
-        service.open_request(database, made.id, now=NOW)
-    sealed = service.seal(database, alice, made.id, b"doc", b"key", now=NOW)
-    assert (service.state_of(sealed, NOW), sealed.document, sealed.sealed_key) == (
+        service.open_request(database, made.id, SENDER, now=NOW)
+    opened = service.seal(database, alice, made.id, sealed(b"doc", b"key"), now=NOW)
+    assert (service.state_of(opened, NOW), opened.document, opened.sealed_key) == (
         "open",
         b"doc",
         b"key",
     )
-    seen = service.open_request(database, made.id, now=NOW)
+    seen = service.open_request(database, made.id, SENDER, now=NOW)
     assert (seen.max_files - seen.files_used, seen.max_bytes - seen.bytes_used) == (2, 100)
     _answer(database, made.id, [10, 20])
     request = service.own(database, alice, made.id)
@@ -99,15 +109,15 @@ def test_sealing_is_for_the_owner_and_for_drafts(database: Session) -> None:
         database, alice, expires_in=DAY, max_files=1, max_bytes=1, now=NOW, max_expiry=30 * DAY
     )
     with pytest.raises(NotFoundError, match=service.NOT_FOUND):
-        service.seal(database, bob, draft.id, b"doc", b"key", now=NOW)
+        service.seal(database, bob, draft.id, sealed(b"doc", b"key"), now=NOW)
     for document, key in ((b"", b"key"), (b"doc", b""), (b"d" * (service.MAX_SEALED + 1), b"k")):
         with pytest.raises(UsageError):
-            service.seal(database, alice, draft.id, document, key, now=NOW)
+            service.seal(database, alice, draft.id, sealed(document, key), now=NOW)
     with pytest.raises(ConflictError):  # a draft that has expired cannot be opened
-        service.seal(database, alice, draft.id, b"doc", b"key", now=NOW + DAY)
-    service.seal(database, alice, draft.id, b"doc", b"key", now=NOW)
+        service.seal(database, alice, draft.id, sealed(b"doc", b"key"), now=NOW + DAY)
+    service.seal(database, alice, draft.id, sealed(b"doc", b"key"), now=NOW)
     with pytest.raises(ConflictError):
-        service.seal(database, alice, draft.id, b"doc", b"key", now=NOW)
+        service.seal(database, alice, draft.id, sealed(b"doc", b"key"), now=NOW)
     with pytest.raises(NotFoundError, match=service.NOT_FOUND):
         service.own(database, bob, draft.id)
 
@@ -161,11 +171,11 @@ def test_answers_reserve_within_both_limits(database: Session) -> None:
     with pytest.raises(NotFoundError, match=service.GONE):  # no byte left
         _answer(database, request_id, [1])
     with pytest.raises(UsageError):
-        service.answer(database, request_id, [], now=NOW, lifetime=DAY, max_file_size=BIG)
+        service.answer(database, request_id, SENDER, [], now=NOW, lifetime=DAY, max_file_size=BIG)
     with pytest.raises(UsageError):
-        service.answer(database, request_id, [0], now=NOW, lifetime=DAY, max_file_size=BIG)
+        service.answer(database, request_id, SENDER, [0], now=NOW, lifetime=DAY, max_file_size=BIG)
     with pytest.raises(UsageError):
-        service.answer(database, request_id, [11], now=NOW, lifetime=DAY, max_file_size=10)
+        service.answer(database, request_id, SENDER, [11], now=NOW, lifetime=DAY, max_file_size=10)
 
 
 def test_an_answer_is_a_transfer_to_the_owner_with_a_hashed_guest_token(
@@ -213,10 +223,17 @@ def _failures(session: Session) -> dict[str, Callable[[], object]]:
         ("no byte left", no_bytes, NOW),
     ):
         found[f"read: {name}"] = functools.partial(
-            service.open_request, session, request_id, now=now
+            service.open_request, session, request_id, SENDER, now=now
         )
         found[f"answer: {name}"] = functools.partial(
-            service.answer, session, request_id, [1], now=now, lifetime=DAY, max_file_size=BIG
+            service.answer,
+            session,
+            request_id,
+            SENDER,
+            [1],
+            now=now,
+            lifetime=DAY,
+            max_file_size=BIG,
         )
     return found
 
@@ -362,3 +379,73 @@ def test_an_answer_left_uploading_is_purged_at_expiry(
         service.guest(database, token, now=NOW)
     count = database.scalar(sa.select(sa.func.count()).select_from(models.RequestAnswer))
     assert count == 1  # the bookkeeping stays, as a transfer's metadata does
+
+
+def test_a_closed_or_expired_request_takes_nothing_more_even_reserved(
+    database: Session, blobs: LocalBlobStore
+) -> None:
+    alice = user(database, "alice")
+    closed, expiring = open_request(database, alice), open_request(database, alice)
+    token, view = _answer(database, closed, [4])
+    late, _ = _answer(database, expiring, [4])
+    service.close(database, alice, closed, now=NOW)
+    with pytest.raises(AuthError, match="closed"):
+        service.guest(database, token, now=NOW)
+    with pytest.raises(AuthError):  # the answer itself lasts longer than its request
+        service.guest(database, late, now=NOW + DAY)
+    assert service.guest(database, late, now=NOW + DAY - timedelta(seconds=1))
+    assert view.transfer.expires_at > NOW + DAY
+
+
+def test_a_guest_uploads_each_reserved_file_once(database: Session, blobs: LocalBlobStore) -> None:
+    alice = user(database, "alice")
+    token, view = _answer(database, open_request(database, alice), [4, 4])
+    guest = service.guest(database, token, now=NOW)
+    first = uploads.create(
+        database, blobs, guest, view.transfer.id, view.files[0].id, 4,
+        now=NOW, grace=GRACE, max_size=BIG,
+    )  # fmt: skip
+    with pytest.raises(ConflictError, match="under way"):  # not a second one beside it
+        _upload(database, blobs, guest, view, 0, b"four")
+    uploads.terminate(database, blobs, guest, first.id, now=NOW)
+    _upload(database, blobs, guest, view, 0, b"four")
+    with pytest.raises(ConflictError, match="uploaded already"):
+        _upload(database, blobs, guest, view, 0, b"4444")
+    uploads_of_file = sa.select(sa.func.count()).where(models.Upload.file_id == view.files[0].id)
+    assert database.scalar(uploads_of_file) == 1
+
+
+def _used(session: Session, request_id: str) -> tuple[int, int]:
+    request = session.get_one(models.FileRequest, request_id)
+    session.refresh(request)
+    return request.files_used, request.bytes_used
+
+
+def test_an_answer_that_will_not_be_sent_gives_its_room_back(
+    database: Session, blobs: LocalBlobStore
+) -> None:
+    alice = user(database, "alice")
+    request_id = open_request(database, alice, max_files=3, max_bytes=100, lasts=3 * DAY)
+    idle, idle_view = _answer(database, request_id, [4])  # never uploads anything
+    busy, busy_view = _answer(database, request_id, [4, 4])
+    state = _upload(database, blobs, service.guest(database, busy, now=NOW), busy_view, 0, b"four")
+    key = database.get_one(models.TransferFile, busy_view.files[0].id).blob_key
+    assert _used(database, request_id) == (3, 12)
+
+    release = functools.partial(service.release_abandoned, database, blobs, grace=GRACE)
+    assert release(now=NOW + GRACE - timedelta(seconds=1)) == 0
+    # Past the grace period the idle one goes; the busy one's upload made progress since.
+    database.get_one(models.Upload, state.id).expires_at = NOW + 2 * GRACE
+    database.commit()
+    assert release(now=NOW + GRACE) == 1
+    assert _used(database, request_id) == (2, 8)
+    assert database.get_one(models.Transfer, idle_view.transfer.id).state == "revoked"
+    with pytest.raises(AuthError):
+        service.guest(database, idle, now=NOW + GRACE)
+    assert release(now=NOW + GRACE) == 0  # given back once only
+
+    service.close(database, alice, request_id, now=NOW + GRACE)
+    assert release(now=NOW + GRACE) == 1  # a closed request takes nothing more: room back
+    assert _used(database, request_id) == (0, 0)
+    assert key is not None
+    assert not blobs.path(key).exists()

@@ -324,8 +324,10 @@ def request_vector() -> dict[str, Any]:
     secret = REQUEST_KEYS.secret
     document_secret = hkdf_sha256(secret, b"", b"pli/request/v1 document")
     mac_key = hkdf_sha256(secret, b"", b"pli/request/v1 answer")
+    sender_token = lk.b64url(hkdf_sha256(secret, b"", b"pli/request/v1 sender"))
     document = age.X25519Identity(document_secret)
     assert FRAGMENT.document_identity.export() == document.export()
+    assert FRAGMENT.sender_token == sender_token
     text = str(FRAGMENT)
     assert lk.parse_request_fragment(text) == FRAGMENT
     return {
@@ -342,6 +344,8 @@ def request_vector() -> dict[str, Any]:
         "document_recipient": str(document.recipient),
         "answer_info": "pli/request/v1 answer",
         "answer_mac_key_hex": mac_key.hex(),
+        "sender_info": "pli/request/v1 sender",
+        "sender_token": sender_token,
     }
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import base64
 from datetime import datetime
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Depends, Query
 from fastapi.responses import Response, StreamingResponse
 from pydantic import BaseModel, Field
 
@@ -143,12 +143,6 @@ def revoke(
     service.revoke(session, blobs, user, link_id, now=config.clock())
 
 
-def _ticket(request: Request) -> str:
-    """The bearer of the request, or "" (which opens nothing, at the same cost)."""
-    scheme, _, token = request.headers.get("authorization", "").partition(" ")
-    return token.strip() if scheme.lower() == "bearer" else ""
-
-
 @public.post("/{link_id}/tickets", status_code=201)
 def take_ticket(link_id: str, session: deps.DB, config: deps.Config) -> TicketOut:
     """Start a download: uses one of the link's downloads. The ticket opens its files, as
@@ -158,9 +152,11 @@ def take_ticket(link_id: str, session: deps.DB, config: deps.Config) -> TicketOu
 
 
 @public.get("/{link_id}")
-def show(link_id: str, request: Request, session: deps.DB, config: deps.Config) -> TicketOut:
+def show(
+    link_id: str, ticket: deps.OfferedBearer, session: deps.DB, config: deps.Config
+) -> TicketOut:
     """The link as its ticket opens it, to resume a download without taking another."""
-    expires, view = service.by_ticket(session, link_id, _ticket(request), now=config.clock())
+    expires, view = service.by_ticket(session, link_id, ticket, now=config.clock())
     return TicketOut(ticket=None, expires_at=expires, transfer=_public(view))
 
 
@@ -172,7 +168,7 @@ def show(link_id: str, request: Request, session: deps.DB, config: deps.Config) 
 def download(
     link_id: str,
     file_id: str,
-    request: Request,
+    ticket: deps.OfferedBearer,
     session: deps.DB,
     config: deps.Config,
     blobs: deps.Blobs,
@@ -180,6 +176,5 @@ def download(
     if_range: IfRangeHeader = None,
 ) -> Response:
     """A file's age ciphertext, with the link's ticket: as a transfer's file is served."""
-    ticket, now = _ticket(request), config.clock()
-    key = service.file_by_ticket(session, link_id, file_id, ticket, now=now)
+    key = service.file_by_ticket(session, link_id, file_id, ticket, now=config.clock())
     return blob_response(blobs, key, range_, if_range)

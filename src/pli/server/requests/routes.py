@@ -19,13 +19,7 @@ from pli.server import deps
 from pli.server.config import MAX_FILE_SIZE_CEILING
 from pli.server.requests import service
 from pli.server.transfers import service as transfers
-from pli.server.transfers.routes import (
-    STRICT,
-    SealRequest,
-    TransferOut,
-    decode_manifest,
-    transfer_out,
-)
+from pli.server.transfers.routes import STRICT, FileOut, SealRequest, decode_manifest
 from pli.store import models
 
 router = APIRouter(prefix="/api/v1/requests", tags=["requests"])
@@ -51,6 +45,11 @@ class SealFileRequest(BaseModel):
     # Bounded by the service (400), not here: the body limit keeps them small enough to look at.
     document: str = Field(description="base64 of the sealed document, 64 KiB at most")
     sealed_key: str = Field(description="base64 of the sealed key, 64 KiB at most")
+    sender_token: str = Field(
+        description="what senders will show (`Authorization: Bearer`) to read and answer the "
+        "request; the server keeps its SHA-256",
+        max_length=service.MAX_SENDER_TOKEN,
+    )
 
 
 class RequestOut(BaseModel):
@@ -89,9 +88,30 @@ class AnswerRequest(BaseModel):
     )
 
 
+class AnswerTransferOut(BaseModel):
+    """An answer as its sender sees it: nothing of the requester."""
+
+    id: str
+    state: str
+    created_at: datetime
+    expires_at: datetime
+    files: list[FileOut]
+
+
 class AnswerOut(BaseModel):
     token: str = Field(description="uploads and seals this answer; shown once")
-    transfer: TransferOut
+    transfer: AnswerTransferOut
+
+
+def _answer_out(view: transfers.TransferView) -> AnswerTransferOut:
+    t = view.transfer
+    return AnswerTransferOut(
+        id=t.id,
+        state=t.state,
+        created_at=t.created_at,
+        expires_at=t.expires_at,
+        files=[FileOut(id=f.id, size=f.size) for f in view.files],
+    )
 
 
 def _b64(data: bytes | None) -> str | None:
@@ -155,9 +175,11 @@ def seal(
     config: deps.Config,
     base: deps.PublicBase,
 ) -> RequestOut:
-    document, key = _unb64(body.document, "document"), _unb64(body.sealed_key, "sealed key")
+    sealed = service.Sealed(
+        _unb64(body.document, "document"), _unb64(body.sealed_key, "sealed key"), body.sender_token
+    )
     now = config.clock()
-    return _out(service.seal(session, user, request_id, document, key, now=now), base, now)
+    return _out(service.seal(session, user, request_id, sealed, now=now), base, now)
 
 
 @router.get("")
@@ -198,9 +220,12 @@ def close(
 
 
 @public.get("/requests/{request_id}")
-def show_open(request_id: str, session: deps.DB, config: deps.Config) -> OpenRequestOut:
-    """A request as anyone answering it reads it, while it accepts answers."""
-    request = service.open_request(session, request_id, now=config.clock())
+def show_open(
+    request_id: str, sender: deps.OfferedBearer, session: deps.DB, config: deps.Config
+) -> OpenRequestOut:
+    """A request as anyone answering it reads it, while it accepts answers, with the sender
+    token its URL gives (`Authorization: Bearer`)."""
+    request = service.open_request(session, request_id, sender, now=config.clock())
     return OpenRequestOut(
         id=request.id,
         document=_b64(request.document) or "",
@@ -212,27 +237,32 @@ def show_open(request_id: str, session: deps.DB, config: deps.Config) -> OpenReq
 
 @public.post("/requests/{request_id}/answers", status_code=201)
 def answer(
-    request_id: str, body: AnswerRequest, session: deps.DB, config: deps.Config
+    request_id: str,
+    body: AnswerRequest,
+    sender: deps.OfferedBearer,
+    session: deps.DB,
+    config: deps.Config,
 ) -> AnswerOut:
-    """Reserve room for files of these sizes: the answer's transfer, and the guest token that
-    uploads its files and seals it."""
+    """Reserve room for files of these sizes, with the request's sender token: the answer's
+    transfer, and the guest token that uploads its files and seals it."""
     token, view = service.answer(
         session,
         request_id,
+        sender,
         body.files,
         now=config.clock(),
         lifetime=config.default_expiry,
         max_file_size=config.max_file_size,
     )
-    return AnswerOut(token=token, transfer=transfer_out(view))
+    return AnswerOut(token=token, transfer=_answer_out(view))
 
 
 @public.post("/answers/{answer_id}/seal")
 def seal_answer(
     answer_id: str, body: SealRequest, guest: deps.GuestActor, session: deps.DB, config: deps.Config
-) -> TransferOut:
+) -> AnswerTransferOut:
     """Seal an answer once every file is uploaded: it reaches the requester's inbox, and its
     guest token opens nothing any more."""
     manifest = decode_manifest(body.manifest)
     view = transfers.seal(session, guest, answer_id, manifest, now=config.clock())
-    return transfer_out(view)
+    return _answer_out(view)

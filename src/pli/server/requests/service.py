@@ -14,22 +14,35 @@ from __future__ import annotations
 
 import secrets
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import select, update
+from sqlalchemy import and_, or_, select, update
 from sqlalchemy.orm import Session
 
 from pli.errors import AuthError, ConflictError, NotFoundError, UsageError
 from pli.server.auth.service import token_hash
 from pli.server.transfers import service as transfers
 from pli.store import models
+from pli.store.blobs import BlobStore
 
 GUEST_PREFIX = "pli_guest_"
+MIN_SENDER_TOKEN, MAX_SENDER_TOKEN = 32, 128
 MAX_FILES = 1000
 MAX_BYTES = 1 << 40
 MAX_SEALED = 64 << 10  # the document and the sealed key, each
 NOT_FOUND = "no such file request"
 GONE = "this request does not exist or is no longer open"
+
+
+@dataclass(frozen=True)
+class Sealed:
+    """What opens a draft: its document and key (ciphertext), and the token its senders
+    will show (kept as its SHA-256)."""
+
+    document: bytes
+    sealed_key: bytes
+    sender_token: str
 
 
 def state_of(request: models.FileRequest, now: datetime) -> str:
@@ -85,20 +98,33 @@ def seal(
     session: Session,
     owner: models.User,
     request_id: str,
-    document: bytes,
-    sealed_key: bytes,
+    sealed: Sealed,
     *,
     now: datetime,
 ) -> models.FileRequest:
-    """Open a draft for answers, with its document and its key."""
-    for part, name in ((document, "document"), (sealed_key, "sealed key")):
+    """Open a draft for answers, with its document, its key and its senders' token's hash."""
+    for part, name in ((sealed.document, "document"), (sealed.sealed_key, "sealed key")):
         if not part or len(part) > MAX_SEALED:
             raise UsageError(f"the {name} is empty or larger than {MAX_SEALED} bytes")
+    if not MIN_SENDER_TOKEN <= len(sealed.sender_token) <= MAX_SENDER_TOKEN:
+        raise UsageError("the sender token has the wrong length")
     request = own(session, owner, request_id)
-    if state_of(request, now) != "draft":
-        raise ConflictError("this request is not a draft: it was sealed already, or has ended")
-    request.document, request.sealed_key, request.state = document, sealed_key, "open"
+    mine = models.FileRequest
+    opened = session.execute(
+        update(mine)
+        .where(mine.id == request.id, mine.state == "draft", mine.expires_at > now)
+        .values(
+            document=sealed.document,
+            sealed_key=sealed.sealed_key,
+            sender_hash=token_hash(sealed.sender_token),
+            state="open",
+        )
+        .execution_options(synchronize_session=False)
+    )
     session.commit()
+    if getattr(opened, "rowcount", 0) != 1:
+        raise ConflictError("this request is not a draft: it was sealed already, or has ended")
+    session.refresh(request)
     return request
 
 
@@ -119,17 +145,26 @@ def close(
 ) -> models.FileRequest:
     """No more answers; those received stay in the inbox. Closing twice changes nothing."""
     request = own(session, owner, request_id)
-    if request.state != "closed":
-        request.state, request.closed_at = "closed", now
-        session.commit()
+    mine = models.FileRequest
+    session.execute(
+        update(mine)
+        .where(mine.id == request.id, mine.state != "closed")
+        .values(state="closed", closed_at=now)
+        .execution_options(synchronize_session=False)
+    )
+    session.commit()
+    session.refresh(request)
     return request
 
 
-def open_request(session: Session, request_id: str, *, now: datetime) -> models.FileRequest:
-    """A request as anyone may read it: only while it accepts answers."""
+def open_request(
+    session: Session, request_id: str, sender_token: str, *, now: datetime
+) -> models.FileRequest:
+    """A request as anyone holding its URL may read it: only while it accepts answers."""
     mine = models.FileRequest
     stmt = select(mine).where(
         mine.id == transfers.lookup_id(request_id),
+        mine.sender_hash == token_hash(sender_token),
         mine.state == "open",
         mine.expires_at > now,
         mine.files_used < mine.max_files,
@@ -144,6 +179,7 @@ def open_request(session: Session, request_id: str, *, now: datetime) -> models.
 def answer(
     session: Session,
     request_id: str,
+    sender_token: str,
     sizes: Sequence[int],
     *,
     now: datetime,
@@ -157,7 +193,7 @@ def answer(
     if max(sizes) > max_file_size:
         raise UsageError("a file is larger than this server accepts")
     request_id = transfers.lookup_id(request_id)
-    owner_id = _reserve(session, request_id, sizes, now=now)
+    owner_id = _reserve(session, request_id, sender_token, sizes, now=now)
     transfer, _rows = transfers.add_transfer(
         session, None, "answer", sizes, now=now, expires_at=now + lifetime
     )
@@ -176,14 +212,18 @@ def answer(
     return token, view
 
 
-def _reserve(session: Session, request_id: str, sizes: Sequence[int], *, now: datetime) -> int:
+def _reserve(
+    session: Session, request_id: str, sender_token: str, sizes: Sequence[int], *, now: datetime
+) -> int:
     """Count the files and bytes against the request's limits, in one statement that does
-    nothing unless the request is open, unexpired and stays within both; its owner."""
+    nothing unless the sender holds the URL and the request is open, unexpired and stays
+    within both; its owner."""
     mine, count, total = models.FileRequest, len(sizes), sum(sizes)
     reserved = session.execute(
         update(mine)
         .where(
             mine.id == request_id,
+            mine.sender_hash == token_hash(sender_token),
             mine.state == "open",
             mine.expires_at > now,
             mine.files_used + count <= mine.max_files,
@@ -200,16 +240,79 @@ def _reserve(session: Session, request_id: str, sizes: Sequence[int], *, now: da
 
 def guest(session: Session, token: str, *, now: datetime) -> transfers.Guest:
     """The guest a token stands for: only while its answer is being uploaded."""
+    answer, request = models.RequestAnswer, models.FileRequest
     stmt = (
-        select(models.RequestAnswer.transfer_id)
-        .join(models.Transfer, models.Transfer.id == models.RequestAnswer.transfer_id)
+        select(answer.transfer_id)
+        .join(models.Transfer, models.Transfer.id == answer.transfer_id)
+        .join(request, request.id == answer.request_id)
         .where(
-            models.RequestAnswer.token_hash == token_hash(token),
+            answer.token_hash == token_hash(token),
             models.Transfer.state == "uploading",
             models.Transfer.expires_at > now,
+            # A request closed or expired meanwhile takes nothing more, even what was reserved.
+            request.state == "open",
+            request.expires_at > now,
         )
     )
     found = session.scalars(stmt).first()
     if found is None:
-        raise AuthError("this guest token is not valid: its answer was sent, or has expired")
+        raise AuthError(
+            "this guest token is not valid: its answer was sent or has expired, "
+            "or the request was closed"
+        )
     return transfers.Guest(found)
+
+
+def release_abandoned(
+    session: Session, blobs: BlobStore, *, now: datetime, grace: timedelta
+) -> int:
+    """Answers that will not be sent: past their expiry, or begun `grace` ago with no upload
+    still alive, or whose request ended, while still being uploaded. Their reservation goes
+    back to the request, and their transfer is revoked (its blobs deleted); the number."""
+    answer, transfer, upload, request = (
+        models.RequestAnswer,
+        models.Transfer,
+        models.Upload,
+        models.FileRequest,
+    )
+    alive = select(upload.id).where(upload.transfer_id == transfer.id, upload.expires_at > now)
+    stmt = (
+        select(answer)
+        .join(transfer, transfer.id == answer.transfer_id)
+        .join(request, request.id == answer.request_id)
+        .where(
+            transfer.state == "uploading",
+            or_(
+                transfer.expires_at <= now,
+                request.state != "open",
+                request.expires_at <= now,
+                and_(transfer.created_at <= now - grace, ~alive.exists()),
+            ),
+        )
+    )
+    found = list(session.scalars(stmt))
+    for row in found:
+        _release(session, blobs, row, now=now)
+    return len(found)
+
+
+def _release(
+    session: Session, blobs: BlobStore, row: models.RequestAnswer, *, now: datetime
+) -> None:
+    files = list(
+        session.scalars(
+            select(models.TransferFile).where(models.TransferFile.transfer_id == row.transfer_id)
+        )
+    )
+    mine = models.FileRequest
+    count, total = len(files), sum(f.size or 0 for f in files)
+    session.execute(
+        update(mine)
+        .where(mine.id == row.request_id)
+        .values(files_used=mine.files_used - count, bytes_used=mine.bytes_used - total)
+        .execution_options(synchronize_session=False)
+    )
+    transfer = session.get_one(models.Transfer, row.transfer_id)
+    transfer.state = "revoked"
+    session.delete(row)  # in the same transaction: a reservation goes back once
+    transfers.drop_blobs(session, blobs, files)

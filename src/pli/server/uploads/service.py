@@ -69,8 +69,8 @@ def create(
     if -(-length // PART_TARGET) > MAX_PARTS:
         raise TooLargeError("the file is larger than an upload can hold")
     row = transfers.upload_target(session, actor, transfer_id, file_id, now=now)
-    if isinstance(actor, transfers.Guest) and row.size != length:
-        raise UsageError("Upload-Length must be the size this file was announced with")
+    if isinstance(actor, transfers.Guest):
+        _check_guest_upload(session, row, length)
     transfer = session.get(models.Transfer, transfer_id)
     expires = min(now + grace, transfer.expires_at) if transfer else now + grace
     upload = models.Upload(
@@ -88,6 +88,18 @@ def create(
     session.add(upload)
     session.commit()
     return _state(upload)
+
+
+def _check_guest_upload(session: Session, row: models.TransferFile, length: int) -> None:
+    """Someone without an account uploads each file it reserved once, at its reserved size:
+    never more bytes than the reservation, however many uploads it starts."""
+    if row.size != length:
+        raise UsageError("Upload-Length must be the size this file was announced with")
+    begun = select(models.Upload.id).where(
+        models.Upload.file_id == row.id, models.Upload.completed_at.is_(None)
+    )
+    if row.blob_key is not None or session.scalars(begun).first() is not None:
+        raise ConflictError("this file is uploaded already, or its upload is under way: resume it")
 
 
 def _owns(actor: transfers.Actor, row: models.Upload) -> bool:
