@@ -83,7 +83,7 @@ def client() -> Iterator[Client]:
         yield c
     finally:
         for notice in c.notices:
-            err.print(f"note: {notice}")
+            err.print(_clean(f"note: {notice}"), markup=False)
         c.close()
 
 
@@ -215,7 +215,7 @@ def login(
                 raise
             code = typer.prompt("One-time code (or a recovery code)")
             who = c.login(url, email, password, otp=code, allow_http=insecure_http)
-    err.print(f"logged in as {who}")
+    err.print(_clean(f"logged in as {who}"), markup=False)
 
 
 @twofa_app.command("enable")
@@ -224,12 +224,12 @@ def twofa_enable() -> None:
     with client() as c:
         enrolment = c.enable_totp()
         err.print("Add this account to your authenticator app:")
-        err.print(f"  {enrolment['uri']}", markup=False)
-        err.print(f"  (or type the key {enrolment['secret']})", markup=False)
+        err.print(_clean(f"  {enrolment['uri']}"), markup=False)
+        err.print(_clean(f"  (or type the key {enrolment['secret']})"), markup=False)
         codes = c.confirm_totp(secret("PLI_TOTP", "Code shown by the app"))
     err.print("Second factor enabled. Recovery codes (each works once; keep them offline):")
     for code in codes:
-        out.print(code, markup=False)
+        out.print(_clean(code), markup=False)
 
 
 @twofa_app.command("disable")
@@ -277,10 +277,13 @@ def token_create(
     if as_json:
         out.print_json(data=made)
         return
-    out.print(made["token"], markup=False)
+    out.print(_clean(made["token"]), markup=False)
     err.print(
-        f"token {made['id']} ({' '.join(made['scopes'])}) expires {made['expires_at']}; "
-        "store it now: it cannot be shown again"
+        _clean(
+            f"token {made['id']} ({' '.join(made['scopes'])}) expires {made['expires_at']}; "
+            "store it now: it cannot be shown again"
+        ),
+        markup=False,
     )
 
 
@@ -310,7 +313,7 @@ def token_revoke(token_id: Annotated[str, typer.Argument(metavar="ID")]) -> None
     """Revoke an API token at once."""
     with client() as c:
         c.revoke_token(token_id)
-    err.print(f"revoked token {token_id}")
+    err.print(_clean(f"revoked token {token_id}"), markup=False)
 
 
 # --- keys -----------------------------------------------------------------------------------
@@ -399,16 +402,16 @@ def keys_trust(
     with client() as c:
         old, new = c.pending_keys(email)
         for bundle in old:
-            err.print(f"old: {bundle.fingerprint}  (device {bundle.device})")
+            err.print(_clean(f"old: {bundle.fingerprint}  (device {bundle.device})"), markup=False)
         for bundle in new:
-            err.print(f"new: {bundle.fingerprint}  (device {bundle.device})")
+            err.print(_clean(f"new: {bundle.fingerprint}  (device {bundle.device})"), markup=False)
         if not yes:
             if not sys.stdin.isatty():
                 raise UsageError("confirm with --yes, after checking the new fingerprint")
             if not typer.confirm(f"Did {email} confirm the new fingerprint?", default=False):
                 raise UsageError("nothing changed")
         c.trust(email, new)
-    err.print(f"now trusting the new keys above for {email}")
+    err.print(_clean(f"now trusting the new keys above for {email}"), markup=False)
 
 
 # --- transfers ------------------------------------------------------------------------------
@@ -430,7 +433,7 @@ def send(
     if as_json:
         out.print_json(data={"id": transfer_id})
     else:
-        out.print(transfer_id)
+        out.print(_clean(transfer_id), markup=False)
 
 
 @app.command()
@@ -438,7 +441,7 @@ def revoke(transfer_id: Annotated[str, typer.Argument(metavar="ID")]) -> None:
     """Recall a transfer you sent: recipients lose it at once and its blobs are deleted."""
     with client() as c:
         c.revoke(transfer_id)
-    err.print(f"revoked {transfer_id}")
+    err.print(_clean(f"revoked {transfer_id}"), markup=False)
 
 
 def _clean(text: str) -> str:
@@ -506,8 +509,10 @@ def _list(
     if page.next_cursor is not None:
         again = f"pli {box}" + (f" --limit {limit}" if limit else "")
         err.print(
-            f"note: there are more (older) transfers: `{again} --cursor {page.next_cursor}` "
-            f"lists the next ones, `pli {box} --all` lists them all",
+            _clean(
+                f"note: there are more (older) transfers: `{again} --cursor {page.next_cursor}` "
+                f"lists the next ones, `pli {box} --all` lists them all"
+            ),
             markup=False,
         )
 
@@ -601,8 +606,8 @@ def _print_made(kind: str, made: CreatedLink | CreatedRequest, as_json: bool) ->
     if as_json:
         out.print_json(data={"id": made.id, "url": made.url, "expires_at": made.expires_at})
         return
-    out.print(made.url, markup=False, soft_wrap=True)
-    err.print(f"{kind} {made.id} expires {made.expires_at}")
+    out.print(_clean(made.url), markup=False, soft_wrap=True)
+    err.print(_clean(f"{kind} {made.id} expires {made.expires_at}"), markup=False)
 
 
 @link_app.command("get")
@@ -628,7 +633,7 @@ def link_get(
             )
     finally:
         for notice in notices:
-            err.print(f"note: {notice}", markup=False)
+            err.print(_clean(f"note: {notice}"), markup=False)
     if as_json:
         out.print_json(data={**asdict(got), "files": [str(p) for p in got.files]})
         return
@@ -653,8 +658,10 @@ def link_list(as_json: JsonOpt = False) -> None:
     for link in listed:
         left = "unlimited" if link.downloads_left is None else f"{link.downloads_left} left"
         out.print(
-            f"{link.id}  {link.state}  {link.files} file(s)  downloads {link.downloads} "
-            f"({left})  expires {link.expires_at}",
+            _clean(
+                f"{link.id}  {link.state}  {link.files} file(s)  downloads {link.downloads} "
+                f"({left})  expires {link.expires_at}"
+            ),
             markup=False,
         )
 
@@ -664,7 +671,7 @@ def link_revoke(link_id: Annotated[str, typer.Argument(metavar="ID")]) -> None:
     """End a link at once; its files are deleted from the server."""
     with client() as c:
         c.revoke_link(link_id)
-    err.print(f"revoked link {link_id}")
+    err.print(_clean(f"revoked link {link_id}"), markup=False)
 
 
 # --- file requests --------------------------------------------------------------------------
@@ -720,7 +727,7 @@ def request_send(
     if as_json:
         out.print_json(data=asdict(sent))
         return
-    out.print(sent.transfer, markup=False)
+    out.print(_clean(sent.transfer), markup=False)
     err.print(
         _clean(f"sent to {sent.requester} (key {sent.fingerprint}) for: {sent.title}"),
         markup=False,
@@ -745,7 +752,7 @@ def request_list(as_json: JsonOpt = False) -> None:
             ),
             markup=False,
         )
-        out.print(f"    {item.url}", markup=False, soft_wrap=True)
+        out.print(_clean(f"    {item.url}"), markup=False, soft_wrap=True)
 
 
 @request_app.command("close")
@@ -753,7 +760,7 @@ def request_close(request_id: Annotated[str, typer.Argument(metavar="ID")]) -> N
     """Stop a file request from accepting files; what it received stays in your inbox."""
     with client() as c:
         c.close_request(request_id)
-    err.print(f"closed request {request_id}")
+    err.print(_clean(f"closed request {request_id}"), markup=False)
 
 
 # --- entry point ----------------------------------------------------------------------------
@@ -769,9 +776,9 @@ def _render(error: PliError, as_json: bool) -> None:
         }
         print(json.dumps(problem), file=sys.stderr)
         return
-    err.print(f"error: {error.message}", markup=False)
+    err.print(_clean(f"error: {error.message}"), markup=False)
     if error.hint:
-        err.print(f"hint: {error.hint}", markup=False)
+        err.print(_clean(f"hint: {error.hint}"), markup=False)
 
 
 def main() -> None:
