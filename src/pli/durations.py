@@ -1,11 +1,12 @@
-"""Durations as every pli interface writes them: `30s`, `15m`, `12h`, `7d`."""
+"""Durations as every pli interface writes them: `30s`, `15m`, `12h`, `7d`; and the times
+documents carry: ISO 8601 with a zone."""
 
 from __future__ import annotations
 
 import re
-from datetime import timedelta
+from datetime import datetime, timedelta
 
-from pli.errors import UsageError
+from pli.errors import IntegrityError, UsageError
 
 _DURATION = re.compile(r"([1-9][0-9]{0,6})([smhd])")
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
@@ -24,3 +25,17 @@ def format_duration(delta: timedelta) -> str:
         if seconds % _UNITS[unit] == 0 and seconds >= _UNITS[unit]:
             return f"{seconds // _UNITS[unit]}{unit}"
     return f"{seconds}s"
+
+
+def parse_time(text: object, where: str = "a signed document") -> datetime:
+    """A time read from a document a sender or a server wrote: ISO 8601 with a zone, or an
+    IntegrityError naming `where` it came from."""
+    if not isinstance(text, str):
+        raise IntegrityError(f"{where} holds a malformed time")
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError as exc:
+        raise IntegrityError(f"{where} holds a malformed time") from exc
+    if moment.tzinfo is None:
+        raise IntegrityError(f"{where} holds a time without a zone")
+    return moment

@@ -1,15 +1,15 @@
-"""pli.durations: `30s`, `15m`, `12h`, `7d`, and nothing else."""
+"""pli.durations: `30s`, `15m`, `12h`, `7d`, and nothing else; times with a zone."""
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pli.durations import format_duration, parse_duration
-from pli.errors import UsageError
+from pli.durations import format_duration, parse_duration, parse_time
+from pli.errors import IntegrityError, UsageError
 
 
 @pytest.mark.parametrize(
@@ -117,3 +117,10 @@ def test_any_text_is_a_duration_or_a_usage_error(text: str) -> None:
     assert _is_duration(text)
     assert timedelta(seconds=1) <= delta <= timedelta(days=9_999_999)
     assert parse_duration(format_duration(delta)) == delta
+
+
+def test_times_of_documents_need_a_zone() -> None:
+    assert parse_time("2026-11-28T12:00:00Z") == datetime(2026, 11, 28, 12, tzinfo=UTC)
+    for bad in ("2026-11-28T12:00:00", "yesterday", "", 5, None):
+        with pytest.raises(IntegrityError, match="the answer holds"):
+            parse_time(bad, "the answer")

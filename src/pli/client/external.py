@@ -29,6 +29,7 @@ from pli.crypto import age, signing
 from pli.crypto import links as lk
 from pli.crypto import manifest as mf
 from pli.crypto.bundle import fingerprint
+from pli.durations import parse_time
 from pli.errors import (
     DecryptError,
     GoneError,
@@ -67,16 +68,6 @@ def _unb64(text: Any, what: str) -> bytes:
         return base64.b64decode(text, validate=True)
     except (ValueError, TypeError) as exc:  # binascii.Error is a ValueError
         raise IntegrityError(f"the server sent a malformed {what}") from exc
-
-
-def _time(text: str) -> datetime:
-    try:
-        moment = datetime.fromisoformat(text)
-    except (ValueError, TypeError) as exc:
-        raise IntegrityError("a signed document holds a malformed time") from exc
-    if moment.tzinfo is None:
-        raise IntegrityError("a signed document holds a time without a zone")
-    return moment
 
 
 # --- getting a link ---------------------------------------------------------------------------
@@ -268,7 +259,7 @@ def _link_manifest(
         raise IntegrityError("the manifest does not name this link as a recipient")
     if listed_files(transfer) != [(f.id, f.ciphertext_size) for f in manifest.files]:
         raise IntegrityError("the server's file list does not match the signed manifest")
-    if _time(manifest.expires) <= datetime.now(UTC):
+    if parse_time(manifest.expires) <= datetime.now(UTC):
         raise GoneError(LINK_GONE)
     return manifest
 

@@ -43,7 +43,7 @@ from pli.crypto import passphrase as phrases
 from pli.crypto.age import DEFAULT_SCRYPT_WORK_FACTOR, Encryptor, Recipient
 from pli.crypto.bundle import PublicBundle, parse_bundle
 from pli.crypto.identity import DeviceIdentity
-from pli.durations import parse_duration
+from pli.durations import parse_duration, parse_time
 from pli.errors import (
     ConfigError,
     CryptoError,
@@ -943,13 +943,7 @@ def _check_expiry(assigned: str, requested: timedelta) -> None:
 
 
 def _parse_time(text: str) -> datetime:
-    try:
-        moment = datetime.fromisoformat(text)
-    except (ValueError, TypeError) as exc:
-        raise IntegrityError("the manifest holds a malformed time") from exc
-    if moment.tzinfo is None:
-        raise IntegrityError("the manifest holds a time without a zone")
-    return moment
+    return parse_time(text, "the manifest")
 
 
 def _unique(keys: list[Recipient]) -> list[Recipient]:
