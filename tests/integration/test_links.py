@@ -255,6 +255,25 @@ def test_an_interrupted_download_resumes_on_the_same_ticket(
     assert again.stderr.strip() == f"error: {GONE}"
 
 
+def test_a_link_of_many_files_is_not_held_back_by_the_rate_limit(tmp_path: Path) -> None:
+    """The limit counts the tickets taken, not the downloads a ticket then makes."""
+    from tests.integration.conftest import running_server  # noqa: PLC0415
+
+    with running_server(tmp_path, {"PLI_PUBLIC_RATE_LIMIT": "2"}) as server:
+        alice = make_user(server, tmp_path, "alice")
+        files = []
+        for i in range(6):
+            path = tmp_path / f"part-{i}.csv"
+            path.write_text(f"lot {i}\n" * 100)
+            files.append(path)
+        link = _create(alice, *map(str, files))
+        guest = _outsider(server, tmp_path)
+        got = guest.ok("link", "get", link["url"], "-o", str(tmp_path / "out"), "--json").json()
+        assert len(got["files"]) == 6
+        for source in files:
+            assert (tmp_path / "out" / source.name).read_bytes() == source.read_bytes()
+
+
 def test_link_blobs_decrypt_with_the_age_cli(sqlite_server: Server, tmp_path: Path) -> None:
     """A link is standard age: its fragment is an identity the reference tool accepts."""
     alice = make_user(sqlite_server, tmp_path, "alice")

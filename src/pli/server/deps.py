@@ -7,8 +7,10 @@ to check a token's scope.
 
 Resumable uploads take an `Uploader`: a user allowed to send, or a guest answering a file
 request with the token it was given (`Bearer pli_guest_…`), which reaches that answer only.
-Routes without an account (under /api/v1/public/) take `public_limit`: a rate limit per client
-address.
+Routes without an account where an id is all one has (taking a link's ticket, reading a file
+request, reserving room in one) take `public_limit`: a rate limit per client address. What a
+ticket or a guest token then opens is not limited: a link or an answer of a thousand files is
+thousands of requests, each carrying a 256-bit capability no one guesses.
 """
 
 from __future__ import annotations
@@ -139,7 +141,6 @@ def uploader(
     """Who uploads: a guest, by the token of their answer; else a user with scope send."""
     token = _bearer(request)
     if token.startswith(file_requests.GUEST_PREFIX):
-        public_limit(request)  # someone without an account: counted like the public routes
         return file_requests.guest(session, token, now=config.clock())
     return require(principal(request, session, config), "send")
 

@@ -279,16 +279,26 @@ def test_links_and_requests_are_addressed_at_the_public_url(tmp_path: Path) -> N
 
 def test_routes_without_an_account_are_rate_limited_per_address(tmp_path: Path) -> None:
     http = _client(Settings(data_dir=tmp_path, public_rate_limit=3))
-    paths = [
-        f"/api/v1/public/requests/{'0' * 32}",
-        f"/api/v1/public/links/{'0' * 32}",
-        f"/api/v1/public/links/{'1' * 32}/files/{'2' * 32}",
+    guessed = [
+        ("GET", f"/api/v1/public/requests/{'0' * 32}"),
+        ("POST", f"/api/v1/public/requests/{'0' * 32}/answers"),
+        ("POST", f"/api/v1/public/links/{'0' * 32}/tickets"),
     ]
-    assert [http.get(p).status_code for p in paths] == [404, 404, 404]
+    answers = [http.request(m, p, json={"files": [1]} if m == "POST" else None) for m, p in guessed]
+    assert [a.status_code for a in answers] == [404, 404, 404]
     refused = http.post(f"/api/v1/public/links/{'0' * 32}/tickets")
     assert refused.status_code == 429
     assert refused.headers["retry-after"] == "60"
     assert refused.headers["content-type"] == "application/problem+json"
+    # What a ticket or a guest token opens is not counted: a link of many files is many
+    # requests, each with a capability no one guesses.
+    ticketed = [
+        f"/api/v1/public/links/{'0' * 32}",
+        f"/api/v1/public/links/{'1' * 32}/files/{'2' * 32}",
+    ]
+    assert [http.get(p).status_code for p in ticketed * 3] == [404] * 6
+    sealing = http.post(f"/api/v1/public/answers/{'3' * 32}/seal", json={"manifest": "AAAA"})
+    assert sealing.status_code == 401
     assert http.get("/healthz").status_code == 200  # only routes without an account count
     assert http.get("/l/anything").status_code == 200
     http.close()

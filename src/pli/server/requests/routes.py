@@ -23,9 +23,10 @@ from pli.server.transfers.routes import STRICT, FileOut, SealRequest, decode_man
 from pli.store import models
 
 router = APIRouter(prefix="/api/v1/requests", tags=["requests"])
-public = APIRouter(
-    prefix="/api/v1/public", tags=["public"], dependencies=[Depends(deps.public_limit)]
-)
+# Reading a request and reserving room are rate-limited per client address; sealing an answer
+# (like uploading its files) needs the answer's guest token, and is not.
+public = APIRouter(prefix="/api/v1/public", tags=["public"])
+_LIMITED = [Depends(deps.public_limit)]
 _SEALED_TEXT = (service.MAX_SEALED + 2) // 3 * 4  # base64 of MAX_SEALED bytes
 
 
@@ -219,7 +220,7 @@ def close(
     return _out(service.close(session, user, request_id, now=now), base, now)
 
 
-@public.get("/requests/{request_id}")
+@public.get("/requests/{request_id}", dependencies=_LIMITED)
 def show_open(
     request_id: str, sender: deps.OfferedBearer, session: deps.DB, config: deps.Config
 ) -> OpenRequestOut:
@@ -235,7 +236,7 @@ def show_open(
     )
 
 
-@public.post("/requests/{request_id}/answers", status_code=201)
+@public.post("/requests/{request_id}/answers", status_code=201, dependencies=_LIMITED)
 def answer(
     request_id: str,
     body: AnswerRequest,
