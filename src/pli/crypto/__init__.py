@@ -7,4 +7,6 @@
 - `identity`: a device's private keys, sealed under a passphrase (client only)
 - `manifest`: signed, encrypted transfer manifests (client only)
 - `passphrase`: strength estimates and generated phrases for escrowed keys
+- `links`: share-link and file-request fragments, request documents, authenticated answers
+- `checkpoints`: the server's own Ed25519 key, and the audit checkpoints it signs
 """
