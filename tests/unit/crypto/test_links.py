@@ -47,6 +47,7 @@ from pli.errors import (
     PliError,
     UsageError,
 )
+from tests.unit.crypto.vector_inputs import device_of
 
 VECTORS = Path(__file__).resolve().parents[2] / "vectors"
 GENERATOR = VECTORS / "links" / "generate_links.py"
@@ -70,17 +71,7 @@ def _error(name: str) -> type[PliError]:
     return cls
 
 
-def _device(inputs: dict[str, Any]) -> DeviceIdentity:
-    return DeviceIdentity(
-        email=inputs["email"],
-        device=inputs["device"],
-        age_identity=age.X25519Identity(bytes.fromhex(inputs["x25519_secret_hex"])),
-        signing_key=Ed25519PrivateKey.from_private_bytes(bytes.fromhex(inputs["ed25519_seed_hex"])),
-        created=inputs["created"],
-    )
-
-
-REQUESTER = _device(V["requester"])
+REQUESTER = device_of(V["requester"])
 REQUESTER_BUNDLE = parse_bundle(V["requester"]["signed_bundle"])
 REQUEST_ID = V["request"]["id"]
 TRANSFER_ID = V["answer"]["transfer"]

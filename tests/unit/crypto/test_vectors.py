@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 import pli.errors
 from pli.crypto import age, signing
@@ -28,6 +28,7 @@ from pli.crypto import manifest as mf
 from pli.crypto.bundle import BUNDLE_KIND, PublicBundle, fingerprint, parse_bundle
 from pli.crypto.identity import PRIVATE_KIND, DeviceIdentity
 from pli.errors import DecryptError, PliError, SignatureError
+from tests.unit.crypto.vector_inputs import device_of
 
 VECTORS = Path(__file__).resolve().parents[2] / "vectors"
 
@@ -42,19 +43,9 @@ KEYS = _load("keys.json")
 MANIFEST = _load("manifest.json")
 
 
-def _identity(inputs: dict[str, Any]) -> DeviceIdentity:
-    return DeviceIdentity(
-        email=inputs["email"],
-        device=inputs["device"],
-        age_identity=age.X25519Identity(bytes.fromhex(inputs["x25519_secret_hex"])),
-        signing_key=Ed25519PrivateKey.from_private_bytes(bytes.fromhex(inputs["ed25519_seed_hex"])),
-        created=inputs["created"],
-    )
-
-
-ALICE = _identity(KEYS["inputs"])
-SENDER = _identity(MANIFEST["sender"]["inputs"])
-RECIPIENT = _identity(MANIFEST["recipient"]["inputs"])
+ALICE = device_of(KEYS["inputs"])
+SENDER = device_of(MANIFEST["sender"]["inputs"])
+RECIPIENT = device_of(MANIFEST["recipient"]["inputs"])
 
 
 def _error(name: str) -> type[PliError]:
@@ -289,7 +280,7 @@ def _sender_bundle() -> PublicBundle:
 @pytest.mark.parametrize("who", ["sender", "recipient"])
 def test_participants_derive_from_the_stated_secrets(who: str) -> None:
     vector = MANIFEST[who]
-    identity = _identity(vector["inputs"])
+    identity = device_of(vector["inputs"])
     assert identity.age_identity.export() == vector["derived"]["age_identity"]
     assert str(identity.age_identity.recipient) == vector["derived"]["age_recipient"]
     assert identity.public_bundle().signed == vector["signed_bundle"]
@@ -358,7 +349,7 @@ def test_sealed_manifest_opens_and_verifies(who: str) -> None:
 
 
 def test_sealed_manifest_is_not_for_other_keys() -> None:
-    stranger = _identity({**MANIFEST["recipient"]["inputs"], "x25519_secret_hex": "11" * 32})
+    stranger = device_of({**MANIFEST["recipient"]["inputs"], "x25519_secret_hex": "11" * 32})
     with pytest.raises(DecryptError):
         mf.open_sealed(base64.b64decode(MANIFEST["manifest"]["sealed_b64"]), stranger.age_identity)
 
