@@ -52,11 +52,16 @@ class Event(StrEnum):
     AUTH_LOGIN_SUCCEEDED = "auth.login.succeeded"
     AUTH_LOGIN_FAILED = "auth.login.failed"
     AUTH_SECOND_FACTOR_CHANGED = "auth.second_factor.changed"
+    AUTH_PASSWORD_CHANGED = "auth.password.changed"  # noqa: S105  (an event name)
+    AUTH_TOKEN_CREATED = "auth.token.created"  # noqa: S105
+    AUTH_TOKEN_REVOKED = "auth.token.revoked"  # noqa: S105
     KEYS_PUBLISHED = "keys.published"
     KEYS_CHANGED = "keys.changed"
     TRANSFER_CREATED = "transfer.created"
     TRANSFER_SEALED = "transfer.sealed"
     TRANSFER_DOWNLOADED = "transfer.downloaded"
+    TRANSFER_RECEIVED = "transfer.received"
+    TRANSFER_DECRYPT_FAILED = "transfer.decrypt_failed"
     TRANSFER_REVOKED = "transfer.revoked"
     TRANSFER_EXPIRED = "transfer.expired"
     TRANSFER_PURGED = "transfer.purged"
@@ -65,11 +70,14 @@ class Event(StrEnum):
     LINK_EXHAUSTED = "link.exhausted"
     LINK_REVOKED = "link.revoked"
     REQUEST_CREATED = "request.created"
+    REQUEST_ACCESSED = "request.accessed"
     REQUEST_ANSWERED = "request.answered"
+    REQUEST_EXHAUSTED = "request.exhausted"
     REQUEST_CLOSED = "request.closed"
     ADMIN_ACTION = "admin.action"
     POLICY_CHANGED = "policy.changed"
     ALERT_RAISED = "alert.raised"
+    ALERT_CLEARED = "alert.cleared"
 
 
 _EVENTS = frozenset(event.value for event in Event)
@@ -126,20 +134,45 @@ def append(
     details: Mapping[str, Detail] | None = None,
 ) -> Record:
     """The record that follows `previous` (None: the log's first record)."""
+    return following(
+        0 if previous is None else previous.seq,
+        GENESIS if previous is None else previous.hash,
+        time=time,
+        event=event,
+        actor=actor,
+        subject=subject,
+        address=address,
+        details=details,
+    )
+
+
+def following(
+    seq: int,
+    head: str,
+    *,
+    time: datetime,
+    event: Event,
+    actor: str | None,
+    subject: str | None,
+    address: str | None,
+    details: Mapping[str, Detail] | None = None,
+) -> Record:
+    """The record that follows the one numbered `seq` whose hash is `head` (0 and GENESIS:
+    the log is empty)."""
     event = Event(event)
     values = dict(details or {})
     for name, value in values.items():
         if not isinstance(name, str) or not isinstance(value, str | int | bool | type(None)):
             raise UsageError(f"audit detail {name!r} must be a string, integer, boolean or null")
     fields: dict[str, Any] = {
-        "seq": 1 if previous is None else previous.seq + 1,
+        "seq": seq + 1,
         "time": format_time(time),
         "event": str(event),
         "actor": actor,
         "subject": subject,
         "address": address,
         "details": values,
-        "prev": GENESIS if previous is None else previous.hash,
+        "prev": head,
     }
     try:
         digest = record_hash(fields)
@@ -153,7 +186,7 @@ def append(
         subject=subject,
         address=address,
         details=values,
-        prev=fields["prev"],
+        prev=head,
         hash=digest,
     )
 
@@ -336,6 +369,7 @@ __all__ = [
     "Record",
     "VerifyReport",
     "append",
+    "following",
     "format_time",
     "record_hash",
     "verify",

@@ -58,6 +58,9 @@ class User(Base):
     totp_enabled_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     totp_last_step: Mapped[int | None] = mapped_column(Integer, nullable=True)  # no replays
     recovery_codes: Mapped[str | None] = mapped_column(Text, nullable=True)  # SHA-256 hashes
+    # Set by an alert when the policy suspends downloads; cleared by an administrator or by
+    # the account's second factor.
+    downloads_suspended_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
 
 
 class Session(Base):
@@ -115,6 +118,8 @@ class Transfer(Base):
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
     sealed_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     manifest: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)  # age ciphertext
+    # When its blobs were deleted (expired, revoked, received, exhausted): only metadata is left.
+    purged_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
 
 
 class TransferRecipient(Base):
@@ -132,6 +137,8 @@ class TransferRecipient(Base):
     )
     # A copy of the transfer's `created_at` (which never changes), for the index above.
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    # When this recipient's client confirmed it had every file, authenticated (a receipt).
+    received_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
 
 
 class TransferFile(Base):
@@ -240,3 +247,75 @@ class RequestAnswer(Base):
     )
     token_hash: Mapped[str] = mapped_column(String(64), unique=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class AuditEntry(Base):
+    """One record of the audit log's hash chain (see pli.audit.chain). Rows are only ever
+    inserted, through pli.audit.log.record."""
+
+    __tablename__ = "audit_log"
+    __table_args__ = (
+        Index("ix_audit_log_time", "time"),
+        Index("ix_audit_log_actor_event_time", "actor", "event", "time"),
+        Index("ix_audit_log_subject", "subject"),
+    )
+
+    seq: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    # ISO 8601 UTC, fixed width (2025-01-31T09:30:00.000000Z): text order is time order.
+    time: Mapped[str] = mapped_column(String(32))
+    event: Mapped[str] = mapped_column(String(64))
+    actor: Mapped[str | None] = mapped_column(String(320), nullable=True)
+    subject: Mapped[str | None] = mapped_column(String(320), nullable=True)
+    address: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    details: Mapped[str] = mapped_column(Text)  # canonical JSON object
+    prev: Mapped[str] = mapped_column(String(64))
+    hash: Mapped[str] = mapped_column(String(64))
+
+
+class AuditHead(Base):
+    """The chain's newest record (seq 0 and the genesis hash when empty): one row, id 1,
+    updated by every append so that appends queue up behind each other."""
+
+    __tablename__ = "audit_head"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    seq: Mapped[int] = mapped_column(BigInteger)
+    hash: Mapped[str] = mapped_column(String(64))
+
+
+class PolicySetting(Base):
+    """One setting of the administrator's policy (see pli.server.policy), as JSON."""
+
+    __tablename__ = "policy"
+
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    value: Mapped[str] = mapped_column(Text)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class Alert(Base):
+    """Unusual access by an account (see pli.server.alerts); open until cleared."""
+
+    __tablename__ = "alerts"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    kind: Mapped[str] = mapped_column(String(32))
+    details: Mapped[str] = mapped_column(Text)  # canonical JSON object
+    raised_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    cleared_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+
+
+class Notification(Base):
+    """An email waiting to be sent (see pli.server.notify): kept until the SMTP server took it."""
+
+    __tablename__ = "notifications"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    recipient: Mapped[str] = mapped_column(String(254))
+    subject: Mapped[str] = mapped_column(String(200))
+    body: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    attempts: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    next_attempt_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
+    sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
