@@ -4,7 +4,7 @@ documents carry: ISO 8601 with a zone."""
 from __future__ import annotations
 
 import re
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 from pli.errors import IntegrityError, UsageError
 
@@ -39,3 +39,29 @@ def parse_time(text: object, where: str = "a signed document") -> datetime:
     if moment.tzinfo is None:
         raise IntegrityError(f"{where} holds a time without a zone")
     return moment
+
+
+_DATE = re.compile(r"\d{4}-\d\d-\d\d")
+
+
+def parse_instant(text: str, option: str) -> datetime:
+    """A moment an administrator types (`--since`, `--until`): ISO 8601 with a zone, or a plain
+    date meaning midnight UTC (the audit log's own zone); a UsageError naming `option` else."""
+    text = text.strip()
+    try:
+        if _DATE.fullmatch(text):
+            return datetime.fromisoformat(text).replace(tzinfo=UTC)
+        return parse_time(text, option).astimezone(UTC)
+    except (ValueError, IntegrityError) as exc:
+        raise UsageError(
+            f"{option} {text!r} is not a time with a zone nor a date: write it like "
+            "2026-11-01T09:30:00+01:00, 2026-11-01T08:30:00Z or 2026-11-01 (midnight UTC)"
+        ) from exc
+
+
+def parse_window(since: str, until: str) -> tuple[datetime, datetime]:
+    """`--since` and `--until` as moments, the first before the second."""
+    start, end = parse_instant(since, "--since"), parse_instant(until, "--until")
+    if start >= end:
+        raise UsageError("--since must be before --until")
+    return start, end

@@ -20,6 +20,7 @@
         ├── DecryptError          not for our keys, or corrupted: deliberately not more precise
         ├── SignatureError        a signature or a signed document does not verify
         └── IntegrityError        bytes do not match the hash a signed manifest commits to
+            └── TamperingError    the audit log or its checkpoints were tampered with (exit 3)
 
 Crypto errors are opaque on purpose: they say that a check failed, never which internal one, so
 an attacker probing a client learns nothing. The CLI adds what the person should do next.
@@ -147,6 +148,14 @@ class SignatureError(CryptoError):
 
 class IntegrityError(CryptoError):
     title = "Integrity check failed"
+
+
+class TamperingError(IntegrityError):
+    """Found by `pli admin audit verify`: its own exit code, so that a scheduled check can
+    tell evidence of tampering (raise the alarm) from a check that could not run (retry)."""
+
+    title = "Tampering detected"
+    exit_code = 3
 
 
 ERRORS_BY_STATUS: dict[int, type[PliError]] = {

@@ -16,3 +16,11 @@ def parse_size(text: str) -> int:
     if not match:
         raise UsageError(f"invalid size {text!r}: write it like 500M or 2G")
     return int(match.group(1)) * _UNITS[match.group(2).upper()]
+
+
+def format_size(size: int) -> str:
+    """`size` as `parse_size` reads it, in the largest unit that divides it exactly."""
+    for unit in ("T", "G", "M", "K"):
+        if size >= _UNITS[unit] and size % _UNITS[unit] == 0:
+            return f"{size // _UNITS[unit]}{unit}"
+    return str(size)

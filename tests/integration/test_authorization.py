@@ -37,6 +37,8 @@ MATRIX: dict[tuple[str, str], tuple[int, int, int, int, int]] = {
     ("GET", "/api/v1/transfers"): (401, 200, 200, 200, 200),
     ("GET", f"/api/v1/transfers/{T}"): (401, 404, 200, 200, 404),
     ("GET", f"/api/v1/transfers/{T}/files/{F}"): (401, 404, 200, 200, 404),
+    ("POST", f"/api/v1/transfers/{T}/receipt"): (401, 404, 204, 403, 404),  # recipients only
+    ("POST", f"/api/v1/transfers/{T}/failures"): (401, 404, 204, 403, 404),
     ("POST", f"/api/v1/transfers/{T}/seal"): (401, 404, 403, 409, 404),
     ("DELETE", f"/api/v1/transfers/{T}"): (401, 404, 403, 204, 404),
     ("POST", "/api/v1/me/password"): (401, 400, 400, 400, 400),  # new password == current one
@@ -49,6 +51,12 @@ MATRIX: dict[tuple[str, str], tuple[int, int, int, int, int]] = {
     ("GET", "/api/v1/tokens"): (401, 200, 200, 200, 200),
     ("DELETE", "/api/v1/tokens/{token_id}"): (401, 404, 404, 204, 404),  # the sender's token
     ("GET", "/api/v1/admin/users"): (401, 403, 403, 403, 200),
+    ("GET", "/api/v1/admin/policy"): (401, 403, 403, 403, 200),
+    ("PATCH", "/api/v1/admin/policy"): (401, 403, 403, 403, 200),
+    ("GET", "/api/v1/admin/alerts"): (401, 403, 403, 403, 200),
+    ("POST", "/api/v1/admin/alerts/{email}/clear"): (401, 403, 403, 403, 200),
+    ("POST", "/api/v1/me/alerts/clear"): (401, 403, 403, 403, 403),  # no second factor here
+    ("GET", "/metrics"): (401, 403, 403, 403, 200),  # outside PLI_ADMIN_NETWORKS: test_metrics
     # Resumable uploads: of the sender's transfer that is still being uploaded.
     ("OPTIONS", "/api/v1/uploads"): (204, 204, 204, 204, 204),  # protocol discovery
     ("POST", "/api/v1/uploads"): (401, 404, 404, 201, 404),
@@ -108,6 +116,9 @@ BODIES = {
     ("POST", "/api/v1/me/password/verify"): {"password": PASSWORD},
     ("PUT", "/api/v1/devices/{device_id}/escrow"): {"escrow": "AAAA"},
     ("POST", "/api/v1/me/2fa/totp/disable"): {"code": "000000"},
+    ("POST", "/api/v1/me/alerts/clear"): {"code": "000000"},
+    ("POST", f"/api/v1/transfers/{T}/failures"): {"reason": "decrypt"},
+    ("PATCH", "/api/v1/admin/policy"): {"changes": {"alert_action": "alert"}},
     ("POST", "/api/v1/links"): {"files": 1},
     ("POST", "/api/v1/requests"): {},
     ("POST", f"/api/v1/requests/{R}/seal"): {
@@ -369,6 +380,8 @@ ENDED: dict[tuple[str, str], tuple[int, int, int]] = {
     ("GET", f"/api/v1/transfers/{T}"): (404, 410, 410),
     ("GET", f"/api/v1/transfers/{T}/files/{F}"): (404, 410, 410),
     ("POST", f"/api/v1/transfers/{T}/seal"): (404, 410, 410),
+    ("POST", f"/api/v1/transfers/{T}/receipt"): (404, 410, 410),
+    ("POST", f"/api/v1/transfers/{T}/failures"): (404, 410, 410),
     ("DELETE", f"/api/v1/transfers/{T}"): (404, 410, 410),
 }
 

@@ -95,7 +95,7 @@ def test_expiry_above_the_maximum_is_refused(
         "send", str(_write(tmp_path / "f", b"1")), "--to", bob.email, "--expires", "31d"
     )
     assert result.returncode != 0
-    assert "maximum of 30 days" in result.stderr
+    assert "maximum of 30d" in result.stderr
 
 
 def test_sending_to_unknown_or_keyless_accounts_is_refused_with_advice(

@@ -218,7 +218,7 @@ def test_upload_is_bounded_by_the_file_size_limit_not_the_json_limit(
     )
     assert too_big.status_code == 413
     assert too_big.headers["content-type"] == "application/problem+json"
-    assert too_big.json()["detail"] == "the file is larger than this server accepts"
+    assert too_big.json()["detail"] == "the file is larger than this server accepts (12M)"
     # A body without a declared length is refused before it is read.
     small = httpx.post(f"{server.url}/api/v1/uploads", headers={**tus, "upload-length": "10"})
     raw = Raw(server)

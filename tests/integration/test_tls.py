@@ -3,8 +3,6 @@ private CA through PLI_CA_BUNDLE). The certificate is made here, for 127.0.0.1."
 
 from __future__ import annotations
 
-import datetime
-import ipaddress
 import os
 import ssl
 import subprocess
@@ -14,48 +12,11 @@ from pathlib import Path
 
 import httpx
 import pytest
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
 
+from tests.certificates import self_signed
 from tests.integration.conftest import PLI, Server, User, free_port, stop_server
 
 HSTS = "max-age=63072000; includeSubDomains"
-
-
-def _self_signed(directory: Path) -> tuple[Path, Path]:
-    """A self-signed certificate for 127.0.0.1 (its own CA) and its key, as PEM files."""
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "pli test server")])
-    now = datetime.datetime.now(datetime.UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(minutes=5))
-        .not_valid_after(now + datetime.timedelta(days=1))
-        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .add_extension(
-            x509.SubjectAlternativeName(
-                [x509.IPAddress(ipaddress.ip_address("127.0.0.1")), x509.DNSName("localhost")]
-            ),
-            critical=False,
-        )
-        .sign(key, hashes.SHA256())
-    )
-    cert_file, key_file = directory / "cert.pem", directory / "key.pem"
-    cert_file.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    key_file.write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
-    )
-    return cert_file, key_file
 
 
 class TlsServer(Server):
@@ -66,7 +27,7 @@ class TlsServer(Server):
 
 
 def _start_tls(tmp: Path) -> TlsServer:
-    cert, key = _self_signed(tmp)
+    cert, key = self_signed(tmp)
     data, log, port = tmp / "server-data", tmp / "server.log", free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("PLI_")}
     args = ["--data", str(data), "--port", str(port)]
@@ -144,7 +105,7 @@ def test_cli_verifies_the_certificate_and_accepts_a_private_ca(
 
 
 def test_tls_flags_go_together(tmp_path: Path) -> None:
-    cert, _ = _self_signed(tmp_path)
+    cert, _ = self_signed(tmp_path)
     env = {k: v for k, v in os.environ.items() if not k.startswith("PLI_")}
     alone = subprocess.run(
         [PLI, "serve", "--data", str(tmp_path / "d"), "--port", "1", "--tls-cert", str(cert)],

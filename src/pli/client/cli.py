@@ -41,6 +41,8 @@ token_app = typer.Typer(help="API tokens for automation.", no_args_is_help=True)
 app.add_typer(token_app, name="token")
 twofa_app = typer.Typer(help="Second factor (TOTP) for logging in.", no_args_is_help=True)
 app.add_typer(twofa_app, name="2fa")
+alerts_app = typer.Typer(help="Alerts about unusual use of your account.", no_args_is_help=True)
+app.add_typer(alerts_app, name="alerts")
 link_app = typer.Typer(
     help="Share links: files for people without an account.", no_args_is_help=True
 )
@@ -191,6 +193,175 @@ def enable_user(
     err.print(f"enabled {set_disabled(data, email, disabled=False)}")
 
 
+# --- policy and alerts ------------------------------------------------------------------------
+
+policy_app = typer.Typer(
+    help="The server's policy: limits and switches it enforces.", no_args_is_help=True
+)
+admin_app.add_typer(policy_app, name="policy")
+admin_alerts_app = typer.Typer(help="Alerts about unusual access.", no_args_is_help=True)
+admin_app.add_typer(admin_alerts_app, name="alerts")
+DataOpt = Annotated[Path, typer.Option(help="The server's data directory.")]
+
+
+def _print_policy(rows: list[dict[str, object]], as_json: bool) -> None:
+    if as_json:
+        out.print_json(data=rows)
+        return
+    for row in rows:
+        note = "" if row["overridden"] else "  (default)"
+        out.print(f"{row['name']} = {row['value']}{note}", markup=False)
+
+
+@policy_app.command("show")
+def policy_show(data: DataOpt = Path("pli-data"), as_json: JsonOpt = False) -> None:
+    """Show every setting and its value."""
+    from pli.server.main import policy_show as show  # noqa: PLC0415
+
+    _print_policy(show(data), as_json)
+
+
+@policy_app.command("set")
+def policy_set(
+    changes: Annotated[
+        list[str], typer.Argument(metavar="NAME=VALUE...", help='"default" removes an override.')
+    ],
+    data: DataOpt = Path("pli-data"),
+    as_json: JsonOpt = False,
+) -> None:
+    """Change settings, all at once or none; each change is recorded in the audit log."""
+    from pli.server.main import policy_set as apply  # noqa: PLC0415
+
+    parsed: dict[str, str] = {}
+    for change in changes:
+        name, equals, value = change.partition("=")
+        if not equals or not name.strip():
+            raise UsageError(f"write each change as NAME=VALUE, not {change!r}")
+        parsed[name.strip()] = value
+    _print_policy(apply(data, parsed), as_json)
+
+
+@admin_alerts_app.command("list")
+def admin_alerts_list(data: DataOpt = Path("pli-data"), as_json: JsonOpt = False) -> None:
+    """Alerts not cleared yet, oldest first."""
+    from pli.server.main import alerts_list  # noqa: PLC0415
+
+    found = alerts_list(data)
+    if as_json:
+        out.print_json(data=found)
+        return
+    if not found:
+        err.print("no alerts")
+    for alert in found:
+        suspended = "  downloads suspended" if alert["downloads_suspended"] else ""
+        line = f"{alert['raised_at']}  {alert['account']}  {alert['kind']}{suspended}"
+        out.print(_clean(line), markup=False)
+
+
+@admin_alerts_app.command("clear")
+def admin_alerts_clear(email: str, data: DataOpt = Path("pli-data")) -> None:
+    """Clear an account's alerts and lift a suspension of its downloads."""
+    from pli.server.main import alerts_clear  # noqa: PLC0415
+
+    count = alerts_clear(data, email)
+    err.print(_clean(f"cleared {count} alert(s) of {email}; its downloads are allowed"))
+
+
+# --- audit log ------------------------------------------------------------------------------
+
+audit_app = typer.Typer(
+    help="The audit log: verify it, export it (on the server host).", no_args_is_help=True
+)
+admin_app.add_typer(audit_app, name="audit")
+
+
+@audit_app.command("verify")
+def audit_verify(
+    data: Annotated[Path, typer.Option(help="The server's data directory.")] = Path("pli-data"),
+    checkpoints: Annotated[
+        Path | None, typer.Option(help="Signed checkpoints to check the log against, one a line.")
+    ] = None,
+    key: Annotated[
+        str | None,
+        typer.Option(help="The audit public key pli serve printed; default: the server's own."),
+    ] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Check the audit log's hash chain, and that it agrees with signed checkpoints."""
+    from pli.server.admin import audit  # noqa: PLC0415  (server stack only on the server host)
+
+    report = audit.verify_log(data, checkpoints=checkpoints, key=key)
+    if as_json:
+        out.print_json(data=report.to_dict())
+    elif report.ok:
+        out.print(report.summary(), markup=False)
+    report.raise_for_problem()
+
+
+@audit_app.command("export")
+def audit_export(
+    since: Annotated[str, typer.Option(help="Start of the window (ISO 8601 with a zone).")],
+    until: Annotated[str, typer.Option(help="End of the window, excluded.")],
+    data: Annotated[Path, typer.Option(help="The server's data directory.")] = Path("pli-data"),
+    fmt: Annotated[str, typer.Option("--format", help="jsonl or csv.")] = "jsonl",
+    output: Annotated[
+        Path | None, typer.Option("--output", "-o", help="A new file (0600), not stdout.")
+    ] = None,
+) -> None:
+    """Export the records of a time window: JSON lines (verifiable) or CSV (for spreadsheets)."""
+    from pli.server.admin import audit  # noqa: PLC0415
+
+    count = audit.export_log(
+        data, since=since, until=until, fmt=fmt, output=output, stdout=sys.stdout
+    )
+    if output is not None:
+        err.print(f"exported {count} records to {output}", markup=False)
+
+
+@admin_app.command("exposure")
+def exposure(
+    since: Annotated[
+        str, typer.Option(help="Start of the window: ISO 8601 with a zone, or a date (UTC).")
+    ],
+    until: Annotated[str, typer.Option(help="End of the window, excluded.")],
+    account: Annotated[
+        str | None, typer.Option(help="Only this account's transfers and events.")
+    ] = None,
+    fmt: Annotated[
+        str, typer.Option("--format", help="markdown (a notification draft) or json.")
+    ] = "markdown",
+    data: Annotated[Path, typer.Option(help="The server's data directory.")] = Path("pli-data"),
+) -> None:
+    """Breach report: what a time window exposed, from the audit log and the metadata."""
+    from pli.server.main import exposure as report  # noqa: PLC0415
+
+    sys.stdout.write(report(data, since, until, account=account, fmt=fmt))
+
+
+# --- retention ------------------------------------------------------------------------------
+
+
+@admin_app.command("purge")
+def admin_purge(
+    data: Annotated[Path, typer.Option(help="The server's data directory.")] = Path("pli-data"),
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Show what would be deleted; delete nothing.")
+    ] = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Purge now what the server would purge on its own, orphaned blobs included."""
+    from pli.server.main import purge  # noqa: PLC0415
+
+    report = purge(data, dry_run=dry_run)
+    if as_json:
+        out.print_json(data={"dry_run": dry_run, **report.to_dict()})
+        return
+    for item in report.items:
+        out.print(f"{item.id}  {item.reason}  {item.bytes} bytes", markup=False)
+    done = "would be deleted" if dry_run else "deleted"
+    out.print(f"total: {len(report.items)} item(s), {report.bytes} bytes {done}", markup=False)
+
+
 # --- session --------------------------------------------------------------------------------
 
 
@@ -230,6 +401,14 @@ def twofa_enable() -> None:
     err.print("Second factor enabled. Recovery codes (each works once; keep them offline):")
     for code in codes:
         out.print(_clean(code), markup=False)
+
+
+@alerts_app.command("clear")
+def alerts_clear() -> None:
+    """Clear your account's alerts and resume its downloads, with a one-time code."""
+    with client() as c:
+        count = c.clear_alerts(secret("PLI_TOTP", "One-time code (or a recovery code)"))
+    err.print(f"cleared {count} alert(s); your downloads are allowed")
 
 
 @twofa_app.command("disable")

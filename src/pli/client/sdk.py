@@ -266,6 +266,12 @@ class Client:
     def disable_totp(self, code: str) -> None:
         self.api.request("POST", "/api/v1/me/2fa/totp/disable", json={"code": code})
 
+    def clear_alerts(self, code: str) -> int:
+        """Clear this account's alerts (and a suspension of its downloads) with a one-time
+        code of its second factor; the number cleared."""
+        answer = self.api.request("POST", "/api/v1/me/alerts/clear", json={"code": code})
+        return int(answer["closed"]) if isinstance(answer, dict) else 0
+
     def change_password(self, current: str, new: str) -> None:
         """Change the login password; the account's other sessions are closed."""
         self.api.request("POST", "/api/v1/me/password", json={"current": current, "new": new})
@@ -922,18 +928,44 @@ class Client:
         # asked for, or the server could answer with another (older) transfer.
         if not isinstance(transfer, dict) or transfer.get("id") != transfer_id:
             raise IntegrityError("the server answered with another transfer (replayed?)")
-        entries, identity = self._checked_contents(transfer)
-        files = f"/api/v1/transfers/{transfer_id}/files"
-        identities = None if raw else [identity]
-        return receive_all(
-            Fetch(self.api, files, transfer_id, out_dir, identities, raw),
-            entries,
-            progress or NoProgress(),
-            self.notices,
-        )
+        mine = transfer.get("sender") != self.email
+        try:
+            entries, identity = self._checked_contents(transfer)
+            files = f"/api/v1/transfers/{transfer_id}/files"
+            identities = None if raw else [identity]
+            paths = receive_all(
+                Fetch(self.api, files, transfer_id, out_dir, identities, raw),
+                entries,
+                progress or NoProgress(),
+                self.notices,
+            )
+        except (CryptoError, TrustError) as exc:
+            if mine:
+                self._tell(transfer_id, "failures", {"reason": _failure_reason(exc)})
+            raise
+        if mine and not raw:
+            self._tell(transfer_id, "receipt", None)
+        return paths
+
+    def _tell(self, transfer_id: str, what: str, body: dict[str, str] | None) -> None:
+        """Tell the server a download of ours was received (a receipt for the sender, and
+        what lets delete-after-download purge it) or failed its checks (counted toward the
+        account's alerts). The download's outcome does not depend on it."""
+        try:
+            self.api.request("POST", f"/api/v1/transfers/{transfer_id}/{what}", json=body)
+        except PliError as exc:
+            self.notices.append(f"the server was not told of this download: {exc.message}")
 
 
 CLOCK_SKEW = timedelta(minutes=5)
+
+
+def _failure_reason(exc: PliError) -> str:
+    if isinstance(exc, SignatureError | TrustError):
+        return "signature"
+    if isinstance(exc, IntegrityError):
+        return "digest"
+    return "decrypt"
 
 
 def _check_expiry(assigned: str, requested: timedelta) -> None:

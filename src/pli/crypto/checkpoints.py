@@ -100,6 +100,18 @@ class ServerKey:
     def generate(cls) -> ServerKey:
         return cls(Ed25519PrivateKey.generate())
 
+    @classmethod
+    def from_seed_b64(cls, text: str, where: str) -> ServerKey:
+        """The key whose seed `text` holds, as the key file does (base64, no padding);
+        ConfigError naming `where` the text came from otherwise."""
+        try:
+            return cls(Ed25519PrivateKey.from_private_bytes(b64decode(text.strip())))
+        except (CryptoError, ValueError) as exc:
+            raise ConfigError(
+                f"{where} must be a 32-byte Ed25519 seed in base64 without padding, "
+                "as the file DATA/audit-key holds"
+            ) from exc
+
     @property
     def public_b64(self) -> str:
         raw = self._private.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)

@@ -11,20 +11,17 @@ from fastapi import FastAPI
 from starlette.concurrency import run_in_threadpool
 
 from pli import __version__
-from pli.server import landing, problems
+from pli.audit import checkpointer
+from pli.server import deps, landing, metrics, notify, problems, purge
 from pli.server.admin.routes import router as admin_router
 from pli.server.auth import tokens
 from pli.server.auth.routes import router as auth_router
 from pli.server.config import Settings
 from pli.server.keys.routes import router as keys_router
 from pli.server.links import routes as links_routes
-from pli.server.links import service as links
 from pli.server.ratelimit import LoginGuard, MemoryCounters, PublicLimit, RedisCounters
 from pli.server.requests import routes as requests_routes
-from pli.server.requests import service as file_requests
-from pli.server.transfers import service as transfers
 from pli.server.transfers.routes import router as transfers_router
-from pli.server.uploads import service as uploads
 from pli.server.uploads.routes import router as uploads_router
 from pli.store.blobs import BlobStore
 from pli.store.db import Database, database_url, make_engine, migrate
@@ -39,12 +36,17 @@ def create_app(settings: Settings) -> FastAPI:
     migrate(engine)
     db = Database(engine)
     blobs = open_blob_store(settings.blob_store, settings.data_dir)
+    audit_key = checkpointer.server_key(settings)
 
     @contextlib.asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         task = asyncio.create_task(_purge_loop(db, blobs, settings))
-        yield
+        mailer = asyncio.create_task(notify.notify_loop(db, settings)) if settings.smtp else None
+        async with checkpointer.running(db, audit_key, settings):
+            yield
         task.cancel()
+        if mailer is not None:
+            mailer.cancel()
         engine.dispose()
 
     app = FastAPI(
@@ -58,11 +60,15 @@ def create_app(settings: Settings) -> FastAPI:
         max_body_size=settings.max_request_body,  # 413 above; uploads set their own bound
     )
     app.state.settings, app.state.db, app.state.blobs = settings, db, blobs
+    app.state.audit_public_key = audit_key.public_b64
+    app.state.metrics = metrics.Metrics(db, settings.clock)
+    app.add_middleware(metrics.Observe, metrics=app.state.metrics)
     app.state.token_key = tokens.load_key(settings.data_dir, settings.token_key_hex)
     counters = RedisCounters(settings.redis_url) if settings.redis_url else MemoryCounters()
     app.state.login_guard = LoginGuard(counters, settings.login_policy)
     app.state.public_limit = PublicLimit(counters, settings.public_rate_limit)
     problems.install(app)
+    app.add_middleware(deps.RecordAddress)
     for router in (
         auth_router,
         keys_router,
@@ -73,6 +79,7 @@ def create_app(settings: Settings) -> FastAPI:
         requests_routes.router,
         requests_routes.public,
         admin_router,
+        metrics.router,
         landing.router,
     ):
         app.include_router(router)
@@ -94,20 +101,4 @@ async def _purge_loop(db: Database, blobs: BlobStore, settings: Settings) -> Non
 
 
 def _purge_once(db: Database, blobs: BlobStore, settings: Settings) -> None:
-    with db.session() as session:
-        # First, answers that will not be sent give their room back to their request.
-        released = file_requests.release_abandoned(
-            session, blobs, now=settings.clock(), grace=settings.upload_grace
-        )
-        # Links and answers to file requests are transfers: they expire as any other.
-        count = transfers.purge_expired(session, blobs, now=settings.clock())
-        exhausted = links.purge(session, blobs, now=settings.clock())
-        abandoned = uploads.purge_abandoned(session, blobs, now=settings.clock())
-    if released:
-        log.info("released %d abandoned answer(s) to file requests", released)
-    if count:
-        log.info("purged %d expired transfer(s)", count)
-    if exhausted:
-        log.info("emptied %d link(s) with no download left", exhausted)
-    if abandoned:
-        log.info("dropped %d abandoned upload(s)", abandoned)
+    purge.run(db, blobs, settings, now=settings.clock())

@@ -10,16 +10,66 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from pli.crypto.checkpoints import ServerKey
 from pli.durations import parse_duration
-from pli.errors import ConfigError
+from pli.errors import ConfigError, UsageError
 from pli.server.ratelimit import LoginPolicy
 
 # The largest file size a server may be configured to accept: the upload route's own ceiling.
 MAX_FILE_SIZE_CEILING = 1 << 40
 
+SMTP_SECURITY = ("starttls", "tls", "none")
+_SMTP_OPTIONAL = (
+    "PLI_SMTP_FROM",
+    "PLI_SMTP_PORT",
+    "PLI_SMTP_SECURITY",
+    "PLI_SMTP_USERNAME",
+    "PLI_SMTP_PASSWORD",
+)
+
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
+
+
+def mail_address_ok(text: str) -> bool:
+    """Whether `text` can go into a mail header and an SMTP command as one address: a line
+    break there would let it add headers or recipients of its own (header injection)."""
+    local, at, domain = text.rpartition("@")
+    return bool(local and at and domain) and not any(c.isspace() or ord(c) < 32 for c in text)
+
+
+@dataclass(frozen=True)
+class SmtpSettings:
+    """The mail server notifications go through (see pli.server.notify)."""
+
+    host: str
+    sender: str  # PLI_SMTP_FROM, the From address
+    port: int = 587
+    security: str = "starttls"  # starttls | tls (implicit TLS) | none (loopback hosts only)
+    username: str | None = None
+    password: str | None = field(default=None, repr=False)  # never logged, never in an error
+
+    def __post_init__(self) -> None:
+        if not self.host or any(c.isspace() or ord(c) < 32 for c in self.host):
+            raise ConfigError("PLI_SMTP_HOST must be a host name or an IP address")
+        if not 1 <= self.port <= 65535:
+            raise ConfigError("PLI_SMTP_PORT must be a port number, 1 to 65535")
+        if self.security not in SMTP_SECURITY:
+            raise ConfigError("PLI_SMTP_SECURITY must be starttls (the default), tls or none")
+        # In clear, the password and every recipient's address would cross the network.
+        if self.security == "none" and not _loopback(self.host):
+            raise ConfigError(
+                "PLI_SMTP_SECURITY=none is only allowed with a loopback PLI_SMTP_HOST "
+                "(127.0.0.1, ::1, localhost): use starttls or tls to reach another host"
+            )
+        if not mail_address_ok(self.sender):
+            raise ConfigError(
+                "PLI_SMTP_FROM must be the one address notifications are sent from, "
+                "such as pli@example.org (required with PLI_SMTP_HOST)"
+            )
+        if (self.username is None) != (self.password is None):
+            raise ConfigError("set both PLI_SMTP_USERNAME and PLI_SMTP_PASSWORD, or neither")
 
 
 @dataclass(frozen=True)
@@ -51,10 +101,14 @@ class Settings:
     # Share links and file requests (see pli.server.links and pli.server.requests)
     public_url: str | None = None  # the base of their URLs; else each request's own base URL
     public_rate_limit: int = 60  # requests a minute per client address, under /api/v1/public/
-
-    def expiry(self, requested: str | None) -> timedelta:
-        """The lifetime asked for (a duration like `7d`), or this server's default."""
-        return parse_duration(requested) if requested else self.default_expiry
+    # Email notifications (see pli.server.notify): None, they are off and nothing is queued
+    smtp: SmtpSettings | None = None
+    # Audit checkpoints (see pli.audit.checkpointer): signed, and kept outside the database
+    audit_checkpoint_interval: timedelta = timedelta(minutes=5)
+    audit_checkpoints: Path | None = None  # PLI_AUDIT_CHECKPOINTS: a file they are appended to
+    audit_syslog: str | None = None  # PLI_AUDIT_SYSLOG: udp://HOST:PORT or unix:/dev/log
+    # PLI_AUDIT_KEY, a private seed shared by instances (else DATA/audit-key): never in a repr
+    audit_key_b64: str | None = field(default=None, repr=False)
 
     @classmethod
     def from_env(cls, data_dir: Path) -> Settings:
@@ -79,6 +133,7 @@ class Settings:
             ),
             max_file_size=_file_size(env),
             upload_grace=parse_duration(env.get("PLI_UPLOAD_GRACE", "24h")),
+            purge_interval=parse_duration(env.get("PLI_PURGE_INTERVAL", "30s")).total_seconds(),
             header_timeout=parse_duration(env.get("PLI_HEADER_TIMEOUT", "10s")),
             body_timeout=parse_duration(env.get("PLI_BODY_TIMEOUT", "30s")),
             body_min_rate=_count(env, "PLI_BODY_MIN_RATE", 16 << 10),
@@ -87,6 +142,11 @@ class Settings:
             ),
             public_url=_public_url(env.get("PLI_PUBLIC_URL", "")),
             public_rate_limit=_count(env, "PLI_PUBLIC_RATE_LIMIT", 60),
+            smtp=_smtp(env),
+            audit_checkpoint_interval=_interval(env.get("PLI_AUDIT_CHECKPOINT_INTERVAL", "5m")),
+            audit_checkpoints=_checkpoint_file(env.get("PLI_AUDIT_CHECKPOINTS", "")),
+            audit_syslog=_syslog(env.get("PLI_AUDIT_SYSLOG", "")),
+            audit_key_b64=_audit_key(env.get("PLI_AUDIT_KEY", "")),
         )
 
 
@@ -114,6 +174,84 @@ def _public_url(text: str) -> str | None:
     if parts.scheme not in ("http", "https") or not parts.netloc or parts.query or parts.fragment:
         raise ConfigError("PLI_PUBLIC_URL must be an http(s) URL such as https://files.example.org")
     return url
+
+
+def _interval(text: str) -> timedelta:
+    try:
+        return parse_duration(text)
+    except UsageError as exc:
+        raise ConfigError(
+            f"PLI_AUDIT_CHECKPOINT_INTERVAL {text!r} is not a duration: write it like 30s, 5m or 1h"
+        ) from exc
+
+
+def _checkpoint_file(text: str) -> Path | None:
+    if not text.strip():
+        return None
+    path = Path(text.strip())
+    if path.is_dir() or not path.parent.is_dir():
+        raise ConfigError(
+            f"PLI_AUDIT_CHECKPOINTS {text!r} must name a file in an existing directory"
+        )
+    return path
+
+
+def _syslog(text: str) -> str | None:
+    if not text.strip():
+        return None
+    syslog_address(text.strip())
+    return text.strip()
+
+
+def syslog_address(text: str) -> tuple[str, int] | str:
+    """`udp://HOST:PORT` as (host, port), or `unix:/PATH` as the socket's path."""
+    hint = "PLI_AUDIT_SYSLOG must be udp://HOST:PORT or unix:/PATH (for example unix:/dev/log)"
+    if text.startswith("unix:"):
+        if not text[len("unix:") :].startswith("/"):
+            raise ConfigError(hint)
+        return text[len("unix:") :]
+    parts = urlsplit(text)
+    try:
+        port = parts.port
+    except ValueError as exc:
+        raise ConfigError(hint) from exc
+    if parts.scheme != "udp" or not parts.hostname or port is None or parts.path.strip("/"):
+        raise ConfigError(hint)
+    return parts.hostname, port
+
+
+def _audit_key(text: str) -> str | None:
+    if not text.strip():
+        return None
+    ServerKey.from_seed_b64(text, "PLI_AUDIT_KEY")  # refused at start, not at the first checkpoint
+    return text.strip()
+
+
+def _smtp(env: Mapping[str, str]) -> SmtpSettings | None:
+    host = env.get("PLI_SMTP_HOST", "").strip()
+    if not host:
+        stray = [name for name in _SMTP_OPTIONAL if env.get(name)]
+        if stray:
+            raise ConfigError(f"{stray[0]} is set but PLI_SMTP_HOST is not: set both, or neither")
+        return None
+    security = env.get("PLI_SMTP_SECURITY", "starttls").strip().lower()
+    return SmtpSettings(
+        host=host,
+        sender=env.get("PLI_SMTP_FROM", "").strip(),
+        port=_count(env, "PLI_SMTP_PORT", 465 if security == "tls" else 587),
+        security=security,
+        username=env.get("PLI_SMTP_USERNAME") or None,
+        password=env.get("PLI_SMTP_PASSWORD") or None,
+    )
+
+
+def _loopback(host: str) -> bool:
+    if host.lower().rstrip(".") == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
 
 
 def _networks(text: str, name: str = "PLI_TRUSTED_PROXIES") -> tuple[str, ...]:

@@ -22,10 +22,14 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 from sqlalchemy.orm import Session
+from starlette.types import ASGIApp, Receive, Scope, Send
 
+from pli.audit import log as audit_log
 from pli.errors import AuthError, ForbiddenError
 from pli.server.auth import service, tokens
 from pli.server.config import Settings
+from pli.server.policy import Policy
+from pli.server.policy import current as current_policy
 from pli.server.ratelimit import LoginGuard, PublicLimit
 from pli.server.requests import service as file_requests
 from pli.server.transfers.service import Actor, Guest
@@ -44,9 +48,13 @@ def blobs(request: Request) -> BlobStore:
     return value
 
 
+def database(request: Request) -> Database:
+    value: Database = request.app.state.db
+    return value
+
+
 def db(request: Request) -> Iterator[Session]:
-    database: Database = request.app.state.db
-    with database.session() as session:
+    with database(request).session() as session:
         yield session
 
 
@@ -88,7 +96,8 @@ def principal(
     user = session.get(models.User, user_id)
     if user is None or user.disabled_at is not None:
         raise AuthError("this account is disabled or no longer exists")
-    if config.require_2fa and user.totp_enabled_at is None and not _enrolling(request):
+    required = current_policy(session, config).require_2fa
+    if required and user.totp_enabled_at is None and not _enrolling(request):
         raise ForbiddenError("this server requires a second factor: run `pli 2fa enable` first")
     return Principal(user, login, scopes)
 
@@ -113,6 +122,21 @@ def client_address(request: Request) -> str:
         if not _within(hop, trusted):
             return hop
     return peer
+
+
+class RecordAddress:
+    """ASGI middleware: every audit record written while a request is served carries the
+    request's client address (as `client_address` judges it)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        with audit_log.at_address(client_address(Request(scope))):
+            await self.app(scope, receive, send)
 
 
 def _within(address: str, networks: list[ipaddress.IPv4Network | ipaddress.IPv6Network]) -> bool:
@@ -164,6 +188,13 @@ def public_base(request: Request) -> str:
     return settings(request).public_url or str(request.base_url).rstrip("/")
 
 
+def rules(
+    session: Annotated[Session, Depends(db)], config: Annotated[Settings, Depends(settings)]
+) -> Policy:
+    """The administrator's policy in force, read for this request."""
+    return current_policy(session, config)
+
+
 def current_user(caller: Annotated[Principal, Depends(principal)]) -> models.User:
     return caller.user
 
@@ -202,3 +233,4 @@ Uploader = Annotated[Actor, Depends(uploader)]
 GuestActor = Annotated[Guest, Depends(guest)]
 PublicBase = Annotated[str, Depends(public_base)]
 OfferedBearer = Annotated[str, Depends(offered_bearer)]
+Rules = Annotated[Policy, Depends(rules)]

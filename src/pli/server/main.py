@@ -3,19 +3,25 @@
 from __future__ import annotations
 
 import contextlib
+import getpass
 import logging
+import os
 import shutil
 import ssl
 import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from sqlalchemy.orm import Session
 
-from pli.errors import UsageError
+from pli.errors import ConfigError, UsageError
 from pli.server.auth import service as accounts
 from pli.server.config import Settings
 from pli.store.db import Database, database_url, make_engine, migrate
+
+if TYPE_CHECKING:
+    from pli.server.purge import Report
 
 
 def serve(
@@ -40,6 +46,7 @@ def serve(
     where = "PostgreSQL" if settings.database_url else f"SQLite in {data}"
     blobs = settings.blob_store or data / "blobs"
     announce(f"pli is serving on {url} (metadata: {where}; blobs: {blobs})")
+    announce(f"audit checkpoints are signed with key {app.state.audit_public_key} (record it)")
     pli = _program()
     announce(f"create the first account with:  {pli} admin create-user EMAIL --data {data} --admin")
     announce(f"then, on a client:               {pli} login {url} --email EMAIL")
@@ -88,10 +95,26 @@ def _program() -> str:
         return str(invoked)
 
 
+def operator() -> str:
+    """Who runs an administration verb on the server host, as the audit log names them."""
+    try:
+        name = getpass.getuser()
+    except (KeyError, OSError):  # no passwd entry, no LOGNAME: a container's anonymous uid
+        name = str(os.getuid())
+    return f"local:{name}"
+
+
 @contextlib.contextmanager
-def _database(data: Path) -> Iterator[tuple[Session, Settings]]:
-    """The server's own database, migrated, for the admin verbs run on the server host."""
+def server_database(data: Path, *, existing: bool = False) -> Iterator[tuple[Session, Settings]]:
+    """The server's own database, migrated, for the admin verbs run on the server host. With
+    `existing`, it must be there already: a check, a report or a purge run on a directory that
+    holds none must fail, not make a new, empty database and judge everything against it."""
     settings = Settings.from_env(data)
+    if existing and not settings.database_url and not (data / "pli.db").is_file():
+        raise ConfigError(
+            f"no pli database in {data}: pass the server's --data directory, or set "
+            "PLI_DATABASE_URL"
+        )
     data.mkdir(parents=True, exist_ok=True, mode=0o700)
     engine = make_engine(database_url(data, settings.database_url))
     try:
@@ -102,14 +125,89 @@ def _database(data: Path) -> Iterator[tuple[Session, Settings]]:
         engine.dispose()
 
 
+_database = server_database
+
+
 def create_user(data: Path, email: str, password: str, *, is_admin: bool) -> str:
     with _database(data) as (session, settings):
         user = accounts.create_user(
-            session, email, password, is_admin=is_admin, now=settings.clock()
+            session, email, password, is_admin=is_admin, now=settings.clock(), actor=operator()
         )
         return user.email
 
 
 def set_disabled(data: Path, email: str, *, disabled: bool) -> str:
     with _database(data) as (session, settings):
-        return accounts.set_disabled(session, email, disabled=disabled, now=settings.clock()).email
+        user = accounts.set_disabled(
+            session, email, disabled=disabled, now=settings.clock(), actor=operator()
+        )
+        return user.email
+
+
+def purge(data: Path, *, dry_run: bool) -> Report:
+    """A purge round now, orphans swept too (see pli.server.purge), recorded in the audit log;
+    with `dry_run`, what it would delete, and nothing deleted or recorded."""
+    from pli.audit import log as audit  # noqa: PLC0415
+    from pli.audit.chain import Event  # noqa: PLC0415
+    from pli.server import purge as retention  # noqa: PLC0415
+    from pli.store.factory import open_blob_store  # noqa: PLC0415
+
+    with _database(data, existing=True) as (session, settings):
+        blobs, now = open_blob_store(settings.blob_store, data), settings.clock()
+        if dry_run:
+            return retention.plan(session, blobs, settings, now=now)
+        report = retention.run_in(session, blobs, settings, now=now, sweep=True)
+        audit.record(
+            session,
+            Event.ADMIN_ACTION,
+            now=now,
+            actor=operator(),
+            details={"action": "purge", "items": len(report.items), "bytes": report.bytes},
+        )
+        session.commit()
+        return report
+
+
+def policy_show(data: Path) -> list[dict[str, object]]:
+    from pli.server.admin.routes import policy_out  # noqa: PLC0415
+
+    with _database(data) as (session, settings):
+        return [row.model_dump() for row in policy_out(session, settings)]
+
+
+def policy_set(data: Path, changes: dict[str, str]) -> list[dict[str, object]]:
+    from pli.server import policy  # noqa: PLC0415
+    from pli.server.admin.routes import policy_out  # noqa: PLC0415
+
+    with _database(data) as (session, settings):
+        policy.update(session, settings, changes, now=settings.clock(), actor=operator())
+        return [row.model_dump() for row in policy_out(session, settings)]
+
+
+def alerts_list(data: Path) -> list[dict[str, object]]:
+    from pli.server.admin.routes import alerts_out  # noqa: PLC0415
+
+    with _database(data) as (session, _settings):
+        return [row.model_dump(mode="json") for row in alerts_out(session)]
+
+
+def alerts_clear(data: Path, email: str) -> int:
+    from pli.server import alerts  # noqa: PLC0415
+
+    with _database(data) as (session, settings):
+        user = accounts.find_user(session, email)
+        return alerts.clear(
+            session, user, now=settings.clock(), actor=operator(), how="administrator"
+        )
+
+
+def exposure(data: Path, since: str, until: str, *, account: str | None, fmt: str) -> str:
+    """The breach report of a window (pli.server.admin.exposure), as markdown or JSON."""
+    from pli.server.admin import exposure as breach  # noqa: PLC0415
+
+    start, end = breach.parse_window(since, until)
+    if fmt not in breach.FORMATS:
+        raise UsageError(f"--format must be one of {', '.join(breach.FORMATS)}")
+    with _database(data, existing=True) as (session, _settings):
+        found = breach.report(session, start, end, account)
+    return breach.to_json(found) if fmt == "json" else breach.to_markdown(found)

@@ -7,6 +7,11 @@ the database, so any server instance can carry on), `part` writes one numbered p
 byte offset and `commit`s it durably, `complete` turns the parts into a readable blob and
 returns its key, `cancel` drops an unfinished one. A part written again under the same number
 replaces the earlier attempt: an interrupted request leaves nothing behind that counts.
+
+A blob's key is the first 32 characters of the token of the upload that made it, in every
+store: the orphan sweep (pli.server.purge) relies on it to spare a blob whose upload is being
+completed. `stored` and `pending` list what a store holds, lazily, for that sweep; names not in
+the store's own format are never listed, so they are never deleted.
 """
 
 from __future__ import annotations
@@ -16,6 +21,7 @@ import os
 import re
 import secrets
 from collections.abc import Iterable, Iterator, Sequence
+from datetime import datetime
 from pathlib import Path
 from typing import BinaryIO, NamedTuple, Protocol
 
@@ -23,6 +29,7 @@ from pli.errors import ConflictError, NotFoundError
 
 READ_CHUNK = 1 << 20
 _KEY = re.compile(r"[0-9a-f]{32}")
+_SHARD = re.compile(r"[0-9a-f]{2}")
 
 
 class PartReceipt(NamedTuple):
@@ -30,6 +37,13 @@ class PartReceipt(NamedTuple):
     size: int
     sha256: str  # hex digest of the part's bytes
     tag: str  # the store's own name for the stored part (an S3 ETag); "" where unused
+
+
+class Listed(NamedTuple):
+    """A blob or an unfinished upload, as a store lists it."""
+
+    name: str  # a blob's key, or an upload's token
+    size: int  # bytes; 0 where the listing does not say (an S3 multipart upload)
 
 
 class PartWriter(Protocol):
@@ -67,6 +81,13 @@ class BlobStore(Protocol):
 
     def delete(self, key: str) -> None:
         """Idempotent."""
+
+    def stored(self, older_than: datetime) -> Iterator[Listed]:
+        """Every blob last written before `older_than`, read as it goes (never all at once)."""
+
+    def pending(self, older_than: datetime) -> Iterator[Listed]:
+        """Every unfinished upload begun (or, in a directory, last written) before
+        `older_than`, named by the token `begin` returned for it."""
 
 
 def put(store: BlobStore, chunks: Iterable[bytes]) -> tuple[str, PartReceipt]:
@@ -157,6 +178,38 @@ class LocalBlobStore:
 
     def delete(self, key: str) -> None:
         self.path(key).unlink(missing_ok=True)
+
+    def stored(self, older_than: datetime) -> Iterator[Listed]:
+        for shard in _entries(self.root):
+            if _SHARD.fullmatch(shard.name) and shard.is_dir(follow_symlinks=False):
+                found = _listed(_entries(Path(shard.path)), older_than)
+                yield from (f for f in found if f.name.startswith(shard.name))
+
+    def pending(self, older_than: datetime) -> Iterator[Listed]:
+        return _listed(_entries(self._uploads), older_than)
+
+
+def _entries(directory: Path) -> Iterator[os.DirEntry[str]]:
+    try:
+        with os.scandir(directory) as entries:
+            yield from entries
+    except FileNotFoundError:
+        return
+
+
+def _listed(entries: Iterable[os.DirEntry[str]], older_than: datetime) -> Iterator[Listed]:
+    """The regular files named like a key, last written before `older_than`. Anything else
+    (a symbolic link, a file of another program) is not the store's and is never listed."""
+    limit = older_than.timestamp()
+    for entry in entries:
+        if not _KEY.fullmatch(entry.name) or not entry.is_file(follow_symlinks=False):
+            continue
+        try:
+            info = entry.stat(follow_symlinks=False)
+        except FileNotFoundError:  # completed, cancelled or deleted meanwhile
+            continue
+        if info.st_mtime < limit:
+            yield Listed(entry.name, info.st_size)
 
 
 def _checked(key: str) -> str:

@@ -149,7 +149,7 @@ class TransferFile(Base):
         ForeignKey("transfers.id", ondelete="CASCADE"), index=True
     )
     position: Mapped[int] = mapped_column(Integer)
-    blob_key: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    blob_key: Mapped[str | None] = mapped_column(String(64), nullable=True, index=True)
     size: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
     # Written by earlier versions only: the ciphertext digest that counts is the signed one.
     sha256: Mapped[str | None] = mapped_column(String(64), nullable=True)
@@ -257,6 +257,7 @@ class AuditEntry(Base):
     __table_args__ = (
         Index("ix_audit_log_time", "time"),
         Index("ix_audit_log_actor_event_time", "actor", "event", "time"),
+        Index("ix_audit_log_event_time", "event", "time"),
         Index("ix_audit_log_subject", "subject"),
     )
 

@@ -26,8 +26,9 @@ import os
 import re
 import secrets
 import tempfile
-from collections.abc import Iterator, Sequence
-from typing import TYPE_CHECKING, Any, Final, NoReturn
+from collections.abc import Iterable, Iterator, Sequence
+from datetime import datetime
+from typing import TYPE_CHECKING, Any, Final, NoReturn, TypeVar
 from urllib.parse import urlsplit
 
 import boto3
@@ -43,11 +44,13 @@ from botocore.exceptions import (
 from botocore.exceptions import ConnectionError as BotoConnectionError
 
 from pli.errors import ConfigError, ConflictError, NotFoundError, PliError, TransportError
-from pli.store.blobs import READ_CHUNK, PartReceipt, check_parts
+from pli.store.blobs import READ_CHUNK, Listed, PartReceipt, check_parts
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
     from mypy_boto3_s3.type_defs import CompletedPartTypeDef
+
+_Page = TypeVar("_Page")
 
 MIN_PART: Final = 5 << 20  # S3's minimum for every part but the last
 MAX_PART_NUMBER: Final = 10_000
@@ -282,6 +285,45 @@ class S3BlobStore:
                 self._fail(exc)
         except BotoCoreError as exc:
             self._fail(exc)
+
+    # -- listings, for the orphan sweep --------------------------------------------------------
+
+    def stored(self, older_than: datetime) -> Iterator[Listed]:
+        # Only the objects directly under the prefix are listed ("/" as delimiter): what other
+        # programs keep in folders below it, or in other names, is never listed, so never deleted.
+        pages = self.client.get_paginator("list_objects_v2").paginate(
+            Bucket=self.bucket, Prefix=self._folder(), Delimiter="/"
+        )
+        for page in self._pages(pages):
+            for item in page.get("Contents", []):
+                key = item["Key"].removeprefix(self._folder())
+                if _KEY.fullmatch(key) and item["LastModified"] < older_than:
+                    yield Listed(key, item["Size"])
+
+    def pending(self, older_than: datetime) -> Iterator[Listed]:
+        pages = self.client.get_paginator("list_multipart_uploads").paginate(
+            Bucket=self.bucket, Prefix=self._folder(), Delimiter="/"
+        )
+        for page in self._pages(pages):
+            for upload in page.get("Uploads", []):
+                token = f"{upload['Key'].removeprefix(self._folder())}:{upload['UploadId']}"
+                if _TOKEN.fullmatch(token) and upload["Initiated"] < older_than:
+                    yield Listed(token, 0)  # its size would take a request per upload
+
+    def _folder(self) -> str:
+        return f"{self.prefix}/" if self.prefix else ""
+
+    def _pages(self, pages: Iterable[_Page]) -> Iterator[_Page]:
+        """A listing's pages, its failures raised as pli errors."""
+        iterator = iter(pages)
+        while True:
+            try:
+                page = next(iterator)
+            except StopIteration:
+                return
+            except (ClientError, BotoCoreError) as exc:
+                self._fail(exc)
+            yield page
 
     # -- helpers ------------------------------------------------------------------------------
 

@@ -16,6 +16,7 @@ import base64
 import binascii
 import functools
 import json
+import re
 import threading
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -30,6 +31,8 @@ from pli.errors import ERRORS_BY_STATUS
 UPLOADS = "/api/v1/uploads"
 TUS_VERSION = "1.0.0"
 OCTETS = "application/offset+octet-stream"
+# What a client tells the server after a download: taken as the real server takes it (204).
+_REPORT = re.compile(r"/api/v1/transfers/[^/]+/(receipt|failures)")
 NO_BODY: Any = object()  # a Reply's body when it has none (None is sent as JSON `null`)
 
 
@@ -74,8 +77,9 @@ class Upload:
 
 class ScriptedServer:
     """Started and stopped as a context manager. A scripted answer comes first, even on the
-    tus endpoint's paths (to play a hostile one). A call no answer scripts and that is no tus
-    request is answered 501, and a scripted answer that cannot be sent 500: either is kept in
+    tus endpoint's paths (to play a hostile one). A client's receipt or failure report after a
+    download is answered 204 unless scripted. Any other call no answer scripts and that is no
+    tus request is answered 501, and a scripted answer that cannot be sent 500: either is kept in
     `faults`, which must be empty at the end."""
 
     def __init__(self) -> None:
@@ -159,6 +163,8 @@ class _Handler(BaseHTTPRequestHandler):
             reply = scripted.answers.get((self.command, path))
             if reply is None:
                 reply = self._tus(scripted, path, raw)
+            if reply is None and self.command == "POST" and _REPORT.fullmatch(path):
+                reply = Reply(status=204)  # a client's receipt or failure report, as recorded
             if reply is None:
                 scripted.faults.append(f"nothing scripted for {self.command} {path}")
                 reply = Reply.problem(501, f"nothing scripted for {self.command} {path}")

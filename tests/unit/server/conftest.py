@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -11,8 +10,7 @@ from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 
 from pli.store.blobs import LocalBlobStore
-from pli.store.db import Database, database_url, make_engine, migrate
-from tests.postgres import temporary_database
+from pli.store.db import Database, make_engine, migrate
 
 
 @pytest.fixture
@@ -22,19 +20,6 @@ def session(tmp_path: Path) -> Iterator[Session]:
     with Database(engine).session() as db:
         yield db
     engine.dispose()
-
-
-@pytest.fixture(params=["sqlite", "postgres"])
-def engine(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Engine]:
-    """A migrated database on each backend, for tests that open several sessions at once."""
-    with contextlib.ExitStack() as stack:
-        url = f"sqlite:///{tmp_path / 'pli.db'}"
-        if request.param == "postgres":
-            url = stack.enter_context(temporary_database())
-        made = make_engine(database_url(tmp_path, url))
-        stack.callback(made.dispose)
-        migrate(made)
-        yield made
 
 
 @pytest.fixture

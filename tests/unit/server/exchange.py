@@ -7,12 +7,15 @@ import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import event
 from sqlalchemy.orm import Session
 
+from pli.server import policy
 from pli.server.auth import service as auth
+from pli.server.config import Settings
 from pli.server.links import service as links
 from pli.server.requests import service as requests
 from pli.server.transfers import service as transfers
@@ -20,6 +23,9 @@ from pli.store import models
 from pli.store.blobs import BlobStore
 
 NOW = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
+# Server settings and policy as a server without configuration has them (no mail, no limits).
+SETTINGS = Settings(data_dir=Path("pli-data"))
+RULES = policy.defaults(SETTINGS)
 SENDER = "a-sender-token-derived-from-the-url-secret"  # what holders of a request's URL show
 DAY = timedelta(days=1)
 
@@ -54,7 +60,7 @@ def sealed_link(
     made = links.create(session, owner, 1, lasts, max_downloads, now=NOW, max_expiry=30 * DAY)
     row = made.view.files[0]
     transfers.attach_blob(session, blobs, row, blob(blobs, data), len(data))
-    transfers.seal(session, owner, made.link.id, b"sealed manifest", now=NOW)
+    transfers.seal(session, owner, made.link.id, b"sealed manifest", now=NOW, settings=SETTINGS)
     return made.link.id
 
 

@@ -25,7 +25,9 @@ from pli.store.db import Database
 from tests.unit.server.exchange import (
     DAY,
     NOW,
+    RULES,
     SENDER,
+    SETTINGS,
     open_request,
     sealed,
     statements,
@@ -63,7 +65,7 @@ def _upload(
         len(data),
         now=NOW,
         grace=GRACE,
-        max_size=BIG,
+        rules=RULES,
     )
     uploads.lease(session, state, now=NOW)
     writer = blobs.part(state.token, 1, 0)
@@ -300,7 +302,7 @@ def test_a_guest_reaches_its_own_answer_only(database: Session, blobs: LocalBlob
         4,
         now=NOW,
         grace=GRACE,
-        max_size=BIG,
+        rules=RULES,
     )
     assert database.get_one(models.Upload, started.id).user_id is None
     for actor in (alice, bob, transfers.Guest(theirs.transfer.id)):
@@ -326,7 +328,7 @@ def _upload_started(
         4,
         now=NOW,
         grace=GRACE,
-        max_size=BIG,
+        rules=RULES,
     )
     return state.id
 
@@ -340,15 +342,15 @@ def test_a_sealed_answer_reaches_the_inbox_and_its_token_opens_nothing(
     guest = service.guest(database, token, now=NOW)
     _upload(database, blobs, guest, view, 0, b"four")
     with pytest.raises(ConflictError):  # a file is missing
-        transfers.seal(database, guest, view.transfer.id, b"manifest", now=NOW)
+        transfers.seal(database, guest, view.transfer.id, b"manifest", now=NOW, settings=SETTINGS)
     _upload(database, blobs, guest, view, 1, b"3!!")
     inbox = transfers.listing(database, alice, "inbox", now=NOW, limit=10)
     assert inbox.views == []  # not before it is sealed
     with pytest.raises(NotFoundError):
         transfers.get_visible(database, alice, view.transfer.id, now=NOW)
     with pytest.raises(NotFoundError):
-        transfers.seal(database, guest, "0" * 32, b"manifest", now=NOW)
-    transfers.seal(database, guest, view.transfer.id, b"manifest", now=NOW)
+        transfers.seal(database, guest, "0" * 32, b"manifest", now=NOW, settings=SETTINGS)
+    transfers.seal(database, guest, view.transfer.id, b"manifest", now=NOW, settings=SETTINGS)
     with pytest.raises(AuthError):
         service.guest(database, token, now=NOW)
     service.close(database, alice, request_id, now=NOW)  # what was received stays
@@ -403,7 +405,7 @@ def test_a_guest_uploads_each_reserved_file_once(database: Session, blobs: Local
     guest = service.guest(database, token, now=NOW)
     first = uploads.create(
         database, blobs, guest, view.transfer.id, view.files[0].id, 4,
-        now=NOW, grace=GRACE, max_size=BIG,
+        now=NOW, grace=GRACE, rules=RULES,
     )  # fmt: skip
     with pytest.raises(ConflictError, match="under way"):  # not a second one beside it
         _upload(database, blobs, guest, view, 0, b"four")

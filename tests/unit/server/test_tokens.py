@@ -85,8 +85,8 @@ def test_only_the_owner_revokes(session: Session) -> None:
         session, alice, name="x", scopes=["receive"], ttl=timedelta(days=1), now=NOW, key=KEY
     )
     with pytest.raises(NotFoundError):
-        tokens.revoke(session, bob, row.id)
-    tokens.revoke(session, alice, row.id)
+        tokens.revoke(session, bob, row.id, now=NOW)
+    tokens.revoke(session, alice, row.id, now=NOW)
     with pytest.raises(AuthError):
         tokens.find(session, token, now=NOW, key=KEY)
 

@@ -3,6 +3,7 @@ completion, and the purge of abandoned uploads."""
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -13,6 +14,7 @@ from pli.errors import ConflictError, LockedError, NotFoundError, TooLargeError,
 from pli.server.uploads import service
 from pli.store import models
 from pli.store.blobs import LocalBlobStore
+from tests.unit.server.exchange import RULES
 
 NOW = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
 GRACE = timedelta(hours=24)
@@ -50,7 +52,7 @@ def _upload(
         length,
         now=NOW,
         grace=GRACE,
-        max_size=1 << 30,
+        rules=RULES,
     )
     return alice, state
 
@@ -111,7 +113,7 @@ def test_what_a_request_may_be(session: Session, tmp_path: Path) -> None:
             2 << 30,
             now=NOW,
             grace=GRACE,
-            max_size=1 << 30,
+            rules=dataclasses.replace(RULES, max_file_size=1 << 30),
         )
 
 

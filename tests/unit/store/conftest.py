@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -11,7 +11,6 @@ import pytest
 
 from pli.store.blobs import BlobStore, LocalBlobStore
 from pli.store.s3 import S3BlobStore
-from tests.s3 import S3Server, empty_bucket
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
@@ -23,20 +22,6 @@ PREFIX = "pli/blobs"
 class Subject:
     store: BlobStore
     leftovers: Callable[[], list[str]]  # everything the store holds: files, objects, uploads
-
-
-@pytest.fixture(scope="session")
-def s3_client(s3_server: S3Server) -> S3Client:
-    """One client for the session, as a server holds one: making a client takes ~0.4 s."""
-    return s3_server.client()
-
-
-@pytest.fixture
-def s3_bucket(s3_server: S3Server, s3_client: S3Client) -> Iterator[str]:
-    """A fresh bucket for each test, emptied and dropped afterwards."""
-    bucket = s3_server.new_bucket(s3_client)
-    yield bucket
-    empty_bucket(s3_client, bucket)
 
 
 @pytest.fixture

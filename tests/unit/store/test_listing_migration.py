@@ -93,8 +93,11 @@ def test_0003_backfills_existing_transfers_and_builds_the_indexes(engine: Engine
     _to(engine, "0002")
     created = _fill_at_0002(engine)
     _to(engine, "0003")
+    recipients_at_0003 = sa.select(
+        models.TransferRecipient.transfer_id, models.TransferRecipient.created_at
+    )
     with Database(engine).session() as session:
-        rows = session.scalars(sa.select(models.TransferRecipient)).all()
+        rows = session.execute(recipients_at_0003).all()
         assert {r.transfer_id: r.created_at for r in rows} == created
     columns = {c["name"]: c for c in inspect(engine).get_columns("transfer_recipients")}
     assert columns["created_at"]["nullable"] is False

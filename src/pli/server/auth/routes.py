@@ -12,9 +12,11 @@ from pydantic import BaseModel, Field
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
+from pli.audit import log as audit
+from pli.audit.chain import Event
 from pli.durations import parse_duration
-from pli.errors import AuthError, SecondFactorRequiredError
-from pli.server import deps
+from pli.errors import AuthError, ForbiddenError, SecondFactorRequiredError
+from pli.server import alerts, deps, policy
 from pli.server.auth import service, tokens, totp
 from pli.server.ratelimit import LoginGuard
 from pli.store import models
@@ -101,19 +103,31 @@ async def login(
             _second_factor(session, user, body.otp, key, config.clock())
         return user
 
-    user = await _guarded(guard, body.email, deps.client_address(request), check)
-    opened = functools.partial(
-        service.open_session, session, user, now=config.clock(), ttl=config.session_ttl
-    )
+    user = await _guarded(request, guard, body.email, check)
+
+    def opened() -> tuple[str, datetime]:
+        now = config.clock()
+        audit.record(
+            session,
+            Event.AUTH_LOGIN_SUCCEEDED,
+            now=now,
+            actor=user.email,
+            details={"second_factor": user.totp_enabled_at is not None},
+        )
+        rules = policy.current(session, config)
+        alerts.after(session, user, Event.AUTH_LOGIN_SUCCEEDED, rules, now=now)
+        return service.open_session(session, user, now=now, ttl=config.session_ttl)
+
     token, expires = await run_in_threadpool(opened)
     return LoginResponse(token=token, expires_at=expires, email=user.email)
 
 
 async def _guarded(
-    guard: LoginGuard, email: str, address: str, check: Callable[[], models.User]
+    request: Request, guard: LoginGuard, email: str, check: Callable[[], models.User]
 ) -> models.User:
     """Run a password (and code) check under the brute-force guard: delayed or refused after
-    repeated failures from this address, and every failure counted."""
+    repeated failures from this address, and every failure counted and recorded."""
+    address = deps.client_address(request)
     delay = await run_in_threadpool(guard.before, email, address)
     if delay:
         await asyncio.sleep(delay)  # holds no worker thread while it waits
@@ -121,8 +135,11 @@ async def _guarded(
         user = await run_in_threadpool(check)
     except SecondFactorRequiredError:
         raise  # the password was right: not a failure to count
-    except AuthError:
+    except AuthError as exc:
         await run_in_threadpool(guard.failed, email, address)
+        now = deps.settings(request).clock()
+        failed = functools.partial(service.login_failed, deps.database(request), email, now=now)
+        await run_in_threadpool(failed, exc.message)
         raise
     await run_in_threadpool(guard.succeeded, email, address)
     return user
@@ -140,9 +157,9 @@ async def verify_password(
     passphrase equal to it). Guarded like a login: it is a password oracle."""
     email = caller.user.email
     await _guarded(
+        request,
         guard,
         email,
-        deps.client_address(request),
         functools.partial(service.authenticate, session, email, body.password),
     )
 
@@ -176,6 +193,23 @@ def totp_disable(
     totp.disable(session, caller.user, body.code, key=key, now=config.clock())
 
 
+@router.post("/me/alerts/clear")
+def clear_alerts(
+    body: Code, caller: deps.LoggedIn, session: deps.DB, config: deps.Config, key: deps.TokenKey
+) -> Closed:
+    """Clear this account's alerts and lift a suspension of its downloads, with a one-time
+    code of its second factor (an attacker holding only the password cannot)."""
+    user, now = caller.user, config.clock()
+    if user.totp_enabled_at is None:
+        raise ForbiddenError(
+            "this account has no second factor: ask an administrator to clear its alerts"
+        )
+    totp.verify(session, user, body.code, key=key, now=now)
+    return Closed(
+        closed=alerts.clear(session, user, now=now, actor=user.email, how="second factor")
+    )
+
+
 @router.post("/auth/logout", status_code=204)
 def logout(caller: deps.LoggedIn, session: deps.DB) -> None:
     assert caller.session is not None  # noqa: S101  (LoggedIn guarantees it)
@@ -193,8 +227,12 @@ def me(caller: deps.Caller) -> Me:
 
 
 @router.post("/me/password", status_code=204)
-def change_password(body: PasswordChange, caller: deps.LoggedIn, session: deps.DB) -> None:
-    service.change_password(session, caller.user, body.current, body.new, keep=caller.session)
+def change_password(
+    body: PasswordChange, caller: deps.LoggedIn, session: deps.DB, config: deps.Config
+) -> None:
+    service.change_password(
+        session, caller.user, body.current, body.new, keep=caller.session, now=config.clock()
+    )
 
 
 def _token_out(row: models.ApiToken) -> TokenOut:
@@ -234,5 +272,7 @@ def list_tokens(caller: deps.LoggedIn, session: deps.DB) -> list[TokenOut]:
 
 
 @router.delete("/tokens/{token_id}", status_code=204)
-def revoke_token(token_id: str, caller: deps.LoggedIn, session: deps.DB) -> None:
-    tokens.revoke(session, caller.user, token_id)
+def revoke_token(
+    token_id: str, caller: deps.LoggedIn, session: deps.DB, config: deps.Config
+) -> None:
+    tokens.revoke(session, caller.user, token_id, now=config.clock())

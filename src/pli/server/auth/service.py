@@ -13,9 +13,12 @@ from sqlalchemy import delete, select
 from sqlalchemy.exc import IntegrityError as DBIntegrityError
 from sqlalchemy.orm import Session
 
+from pli.audit import log as audit
+from pli.audit.chain import Event
 from pli.errors import AuthError, ConflictError, NotFoundError, UsageError
 from pli.server.auth.passwords import check_password
 from pli.store import models
+from pli.store.db import Database
 
 # OWASP's password storage guidance for argon2id: 19 MiB, 2 iterations, 1 lane. Kept at
 # that rather than RFC 9106's 64 MiB so a burst of logins cannot exhaust the server's memory.
@@ -48,8 +51,15 @@ def normalize_email(email: str) -> str:
 
 
 def create_user(
-    session: Session, email: str, password: str, *, is_admin: bool, now: datetime
+    session: Session,
+    email: str,
+    password: str,
+    *,
+    is_admin: bool,
+    now: datetime,
+    actor: str | None = None,
 ) -> models.User:
+    """A new account; `actor` (who created it) is recorded in the audit log when given."""
     email = normalize_email(email)
     check_password(password, email)
     user = models.User(
@@ -57,6 +67,16 @@ def create_user(
     )
     session.add(user)
     try:
+        session.flush()
+        if actor is not None:
+            audit.record(
+                session,
+                Event.ADMIN_ACTION,
+                now=now,
+                actor=actor,
+                subject=email,
+                details={"action": "create-user", "admin": is_admin},
+            )
         session.commit()
     except DBIntegrityError as exc:
         session.rollback()
@@ -135,7 +155,13 @@ def close_all_sessions(session: Session, user: models.User) -> int:
 
 
 def change_password(
-    session: Session, user: models.User, current: str, new: str, *, keep: models.Session | None
+    session: Session,
+    user: models.User,
+    current: str,
+    new: str,
+    *,
+    keep: models.Session | None,
+    now: datetime,
 ) -> None:
     """Change the password; every other session of the account is closed."""
     try:
@@ -150,14 +176,43 @@ def change_password(
     if keep is not None:
         stmt = stmt.where(models.Session.id != keep.id)
     session.execute(stmt)
+    audit.record(session, Event.AUTH_PASSWORD_CHANGED, now=now, actor=user.email)
     session.commit()
 
 
-def set_disabled(session: Session, email: str, *, disabled: bool, now: datetime) -> models.User:
+def set_disabled(
+    session: Session, email: str, *, disabled: bool, now: datetime, actor: str
+) -> models.User:
     """Disable (closing every session) or re-enable an account."""
     user = find_user(session, email)
     user.disabled_at = now if disabled else None
     if disabled:
         session.execute(delete(models.Session).where(models.Session.user_id == user.id))
+    action = "disable-user" if disabled else "enable-user"
+    audit.record(
+        session,
+        Event.ADMIN_ACTION,
+        now=now,
+        actor=actor,
+        subject=user.email,
+        details={"action": action},
+    )
     session.commit()
     return user
+
+
+def login_failed(database: Database, email: str, reason: str, *, now: datetime) -> None:
+    """Record a refused login. The account is named only when it exists: what someone typed
+    into the email field (a password, by mistake) never reaches the log."""
+    with database.session() as session:
+        known = session.scalars(
+            select(models.User.email).where(models.User.email == email.strip().lower())
+        ).first()
+        audit.record(
+            session,
+            Event.AUTH_LOGIN_FAILED,
+            now=now,
+            actor=known,
+            details={"reason": reason, "account": "known" if known else "unknown"},
+        )
+        session.commit()

@@ -17,6 +17,8 @@ from pathlib import Path
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from pli.audit import log as audit
+from pli.audit.chain import Event
 from pli.errors import AuthError, ConfigError, ForbiddenError, NotFoundError, UsageError
 from pli.store import models
 
@@ -83,6 +85,15 @@ def create(
         expires_at=now + ttl,
     )
     session.add(row)
+    session.flush()
+    audit.record(
+        session,
+        Event.AUTH_TOKEN_CREATED,
+        now=now,
+        actor=user.email,
+        subject=row.id,
+        details={"scopes": row.scopes, "name": name},
+    )
     session.commit()
     return token, row
 
@@ -96,11 +107,12 @@ def of_user(session: Session, user: models.User) -> list[models.ApiToken]:
     return list(session.scalars(stmt))
 
 
-def revoke(session: Session, user: models.User, token_id: str) -> None:
+def revoke(session: Session, user: models.User, token_id: str, *, now: datetime) -> None:
     row = session.get(models.ApiToken, token_id)
     if row is None or row.user_id != user.id:
         raise NotFoundError("no such token")
     session.delete(row)
+    audit.record(session, Event.AUTH_TOKEN_REVOKED, now=now, actor=user.email, subject=row.id)
     session.commit()
 
 

@@ -16,6 +16,8 @@ from datetime import datetime
 import pyotp
 from sqlalchemy.orm import Session
 
+from pli.audit import log as audit
+from pli.audit.chain import Event
 from pli.crypto import sealing
 from pli.errors import AuthError, ConflictError
 from pli.store import models
@@ -45,6 +47,13 @@ def confirm(
     codes = [_recovery_code() for _ in range(RECOVERY_CODES)]
     user.recovery_codes = " ".join(_hash(c) for c in codes)
     user.totp_enabled_at = now
+    audit.record(
+        session,
+        Event.AUTH_SECOND_FACTOR_CHANGED,
+        now=now,
+        actor=user.email,
+        details={"totp": "enabled"},
+    )
     session.commit()
     return codes
 
@@ -72,6 +81,13 @@ def disable(session: Session, user: models.User, code: str, *, key: bytes, now: 
         raise ConflictError("no second factor is enabled")
     verify(session, user, code, key=key, now=now)
     user.totp_secret = user.totp_enabled_at = user.totp_last_step = user.recovery_codes = None
+    audit.record(
+        session,
+        Event.AUTH_SECOND_FACTOR_CHANGED,
+        now=now,
+        actor=user.email,
+        details={"totp": "disabled"},
+    )
     session.commit()
 
 

@@ -60,9 +60,9 @@ class EscrowUpdate(BaseModel):
 
 @router.put("/devices/{device_id}/escrow", status_code=204)
 def replace_escrow(
-    device_id: str, body: EscrowUpdate, caller: deps.LoggedIn, session: deps.DB
+    device_id: str, body: EscrowUpdate, caller: deps.LoggedIn, session: deps.DB, config: deps.Config
 ) -> None:
-    service.set_escrow(session, caller.user, device_id, _b64(body.escrow))
+    service.set_escrow(session, caller.user, device_id, _b64(body.escrow), now=config.clock())
 
 
 def _b64(text: str) -> bytes:

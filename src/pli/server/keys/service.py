@@ -9,6 +9,8 @@ from datetime import datetime
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from pli.audit import log as audit
+from pli.audit.chain import Event
 from pli.crypto.bundle import PublicBundle, parse_bundle
 from pli.crypto.signing import canonical_json
 from pli.errors import ConflictError, CryptoError, ForbiddenError, NotFoundError, UsageError
@@ -35,6 +37,7 @@ def publish(
         raise UsageError("the escrowed key is too large")
     if session.get(models.Device, bundle.device) is not None:
         raise ConflictError("this device is already registered")
+    first = not devices_of(session, user)
     session.add(
         models.Device(
             id=bundle.device,
@@ -43,6 +46,14 @@ def publish(
             escrow=escrow,
             created_at=now,
         )
+    )
+    audit.record(
+        session,
+        Event.KEYS_PUBLISHED if first else Event.KEYS_CHANGED,
+        now=now,
+        actor=user.email,
+        subject=bundle.device,
+        details={"change": "first device" if first else "device added"},
     )
     session.commit()
     return bundle
@@ -68,7 +79,9 @@ def bundles_of(session: Session, user: models.User) -> list[dict[str, object]]:
     return [json.loads(d.bundle) for d in devices_of(session, user)]
 
 
-def set_escrow(session: Session, user: models.User, device_id: str, escrow: bytes) -> None:
+def set_escrow(
+    session: Session, user: models.User, device_id: str, escrow: bytes, *, now: datetime
+) -> None:
     """Replace the escrowed private bundle of one of the user's own devices."""
     device = session.get(models.Device, device_id)
     if device is None or device.user_id != user.id:
@@ -76,4 +89,12 @@ def set_escrow(session: Session, user: models.User, device_id: str, escrow: byte
     if not escrow or len(escrow) > MAX_ESCROW_BYTES:
         raise UsageError("the escrowed key is empty or too large")
     device.escrow = escrow
+    audit.record(
+        session,
+        Event.KEYS_CHANGED,
+        now=now,
+        actor=user.email,
+        subject=device_id,
+        details={"change": "escrowed key re-wrapped"},
+    )
     session.commit()

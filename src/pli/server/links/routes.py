@@ -24,6 +24,7 @@ from pli.server.transfers.routes import (
     RangeHeader,
     TransferOut,
     blob_response,
+    served_range,
     transfer_out,
 )
 
@@ -109,9 +110,11 @@ def create(
     session: deps.DB,
     config: deps.Config,
     base: deps.PublicBase,
+    rules: deps.Rules,
 ) -> LinkOut:
     """A link to be: upload its files, then seal it, as a transfer's."""
-    expires_in = config.expiry(body.expires_in)
+    rules.check_links()
+    expires_in = rules.expiry(body.expires_in)
     made = service.create(
         session,
         user,
@@ -119,7 +122,7 @@ def create(
         expires_in,
         body.max_downloads,
         now=config.clock(),
-        max_expiry=config.max_expiry,
+        max_expiry=rules.max_expiry,
     )
     return _out(made, base)
 
@@ -145,9 +148,12 @@ def revoke(
 
 
 @public.post("/{link_id}/tickets", status_code=201, dependencies=[Depends(deps.public_limit)])
-def take_ticket(link_id: str, session: deps.DB, config: deps.Config) -> TicketOut:
+def take_ticket(
+    link_id: str, session: deps.DB, config: deps.Config, rules: deps.Rules
+) -> TicketOut:
     """Start a download: uses one of the link's downloads. The ticket opens its files, as
     `Authorization: Bearer <ticket>`, until it expires."""
+    rules.check_links()
     ticket, expires, view = service.take_ticket(session, link_id, now=config.clock())
     return TicketOut(ticket=ticket, expires_at=expires, transfer=_public(view))
 
@@ -177,5 +183,12 @@ def download(
     if_range: IfRangeHeader = None,
 ) -> Response:
     """A file's age ciphertext, with the link's ticket: as a transfer's file is served."""
-    key = service.file_by_ticket(session, link_id, file_id, ticket, now=config.clock())
-    return blob_response(blobs, key, range_, if_range)
+    now = config.clock()
+    key = service.file_by_ticket(session, link_id, file_id, ticket, now=now)
+    response = blob_response(blobs, key, range_, if_range)
+    served = served_range(response)
+    if served is not None:
+        first, sent = served
+        transfers.record_download(session, None, link_id, file_id, now=now, first=first, sent=sent)
+        session.commit()
+    return response

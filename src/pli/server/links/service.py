@@ -20,6 +20,8 @@ from datetime import datetime, timedelta
 from sqlalchemy import Select, delete, or_, select, update
 from sqlalchemy.orm import Session
 
+from pli.audit import log as audit
+from pli.audit.chain import Event
 from pli.errors import NotFoundError, UsageError
 from pli.server.auth.service import token_hash
 from pli.server.transfers import service as transfers
@@ -79,6 +81,14 @@ def create(
     link = models.Link(id=transfer.id, max_downloads=max_downloads, downloads=0, created_at=now)
     session.add(link)
     view = transfers.view_of(session, transfer)
+    audit.record(
+        session,
+        Event.LINK_CREATED,
+        now=now,
+        actor=owner.email,
+        subject=transfer.id,
+        details={"files": files, "max_downloads": max_downloads},
+    )
     session.commit()
     return LinkView(link, view, state_of(link, transfer, now))
 
@@ -122,8 +132,8 @@ def revoke(
     if transfer.state == "revoked":
         session.commit()
         return
-    transfer.state, transfer.manifest = "revoked", None
-    transfers.drop_blobs(session, blobs, transfers.view_of(session, transfer).files)
+    audit.record(session, Event.LINK_REVOKED, now=now, actor=owner.email, subject=link.id)
+    transfers.end(session, blobs, transfer, "revoked", now=now, actor=owner.email, reason="revoked")
 
 
 def take_ticket(
@@ -163,6 +173,17 @@ def take_ticket(
         )
     )
     view = transfers.view_of(session, transfer)
+    link = session.get_one(models.Link, link_id, populate_existing=True)
+    audit.record(
+        session,
+        Event.LINK_ACCESSED,
+        now=now,
+        actor=audit.ANONYMOUS,
+        subject=link_id,
+        details={"download": link.downloads},
+    )
+    if link.max_downloads is not None and link.downloads >= link.max_downloads:
+        audit.record(session, Event.LINK_EXHAUSTED, now=now, actor=audit.SERVER, subject=link_id)
     session.commit()
     return ticket, expires, view
 
@@ -212,17 +233,8 @@ def file_by_ticket(
     return key
 
 
-def purge(session: Session, blobs: BlobStore, *, now: datetime) -> int:
-    """Delete the tickets that have expired or whose link has ended; then the files and
-    manifest of every link that has no download left and no ticket still running (its
-    transfer becomes "exhausted"). The number of links emptied."""
-    ended = select(models.Transfer.id).where(models.Transfer.state != "sealed")
-    session.execute(
-        delete(models.LinkTicket).where(
-            or_(models.LinkTicket.expires_at <= now, models.LinkTicket.link_id.in_(ended))
-        )
-    )
-    session.commit()
+def exhausted(session: Session, *, now: datetime) -> list[models.Transfer]:
+    """Links with no download left and no ticket still running."""
     running = select(models.LinkTicket.link_id).where(models.LinkTicket.expires_at > now)
     stmt = (
         select(models.Transfer)
@@ -234,8 +246,23 @@ def purge(session: Session, blobs: BlobStore, *, now: datetime) -> int:
             models.Link.id.not_in(running),
         )
     )
-    emptied = list(session.scalars(stmt))
+    return list(session.scalars(stmt))
+
+
+def purge(session: Session, blobs: BlobStore, *, now: datetime) -> int:
+    """Delete the tickets that have expired or whose link has ended; then the files and
+    manifest of every link that has no download left and no ticket still running (its
+    transfer becomes "exhausted"). The number of links emptied."""
+    ended = select(models.Transfer.id).where(models.Transfer.state != "sealed")
+    session.execute(
+        delete(models.LinkTicket).where(
+            or_(models.LinkTicket.expires_at <= now, models.LinkTicket.link_id.in_(ended))
+        )
+    )
+    session.commit()
+    emptied = exhausted(session, now=now)
     for transfer in emptied:
-        transfer.state, transfer.manifest = "exhausted", None
-        transfers.drop_blobs(session, blobs, transfers.view_of(session, transfer).files)
+        transfers.end(
+            session, blobs, transfer, "exhausted", now=now, actor=audit.SERVER, reason="exhausted"
+        )
     return len(emptied)

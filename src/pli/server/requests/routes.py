@@ -14,7 +14,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Query
 from pydantic import BaseModel, Field
 
-from pli.errors import UsageError
+from pli.errors import TooLargeError, UsageError
 from pli.server import deps
 from pli.server.config import MAX_FILE_SIZE_CEILING
 from pli.server.requests import service
@@ -151,18 +151,20 @@ def create(
     session: deps.DB,
     config: deps.Config,
     base: deps.PublicBase,
+    rules: deps.Rules,
 ) -> RequestOut:
     """A draft request: seal it with its document and key to open it."""
-    expires_in = config.expiry(body.expires_in)
+    rules.check_requests()
+    expires_in = rules.expiry(body.expires_in)
     now = config.clock()
     made = service.create(
         session,
         user,
         expires_in=expires_in,
         max_files=body.max_files,
-        max_bytes=body.max_bytes or config.max_file_size,
+        max_bytes=body.max_bytes or rules.max_transfer_size or rules.max_file_size,
         now=now,
-        max_expiry=config.max_expiry,
+        max_expiry=rules.max_expiry,
     )
     return _out(made, base, now)
 
@@ -243,17 +245,23 @@ def answer(
     sender: deps.OfferedBearer,
     session: deps.DB,
     config: deps.Config,
+    rules: deps.Rules,
 ) -> AnswerOut:
     """Reserve room for files of these sizes, with the request's sender token: the answer's
     transfer, and the guest token that uploads its files and seals it."""
+    rules.check_requests()
+    for size in body.files:
+        rules.check_file_size(size)
+    if rules.max_transfer_size is not None and sum(body.files) > rules.max_transfer_size:
+        raise TooLargeError("these files together are larger than this server accepts at once")
     token, view = service.answer(
         session,
         request_id,
         sender,
         body.files,
         now=config.clock(),
-        lifetime=config.default_expiry,
-        max_file_size=config.max_file_size,
+        lifetime=rules.default_expiry,
+        max_file_size=rules.max_file_size,
     )
     return AnswerOut(token=token, transfer=_answer_out(view))
 
@@ -265,5 +273,5 @@ def seal_answer(
     """Seal an answer once every file is uploaded: it reaches the requester's inbox, and its
     guest token opens nothing any more."""
     manifest = decode_manifest(body.manifest)
-    view = transfers.seal(session, guest, answer_id, manifest, now=config.clock())
+    view = transfers.seal(session, guest, answer_id, manifest, now=config.clock(), settings=config)
     return _answer_out(view)

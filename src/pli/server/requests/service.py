@@ -20,6 +20,8 @@ from datetime import datetime, timedelta
 from sqlalchemy import and_, or_, select, update
 from sqlalchemy.orm import Session
 
+from pli.audit import log as audit
+from pli.audit.chain import Event
 from pli.errors import AuthError, ConflictError, NotFoundError, UsageError
 from pli.server.auth.service import token_hash
 from pli.server.transfers import service as transfers
@@ -83,6 +85,14 @@ def create(
         bytes_used=0,
     )
     session.add(request)
+    audit.record(
+        session,
+        Event.REQUEST_CREATED,
+        now=now,
+        actor=owner.email,
+        subject=request.id,
+        details={"max_files": max_files, "max_bytes": max_bytes},
+    )
     session.commit()
     return request
 
@@ -146,12 +156,14 @@ def close(
     """No more answers; those received stay in the inbox. Closing twice changes nothing."""
     request = own(session, owner, request_id)
     mine = models.FileRequest
-    session.execute(
+    closed = session.execute(
         update(mine)
         .where(mine.id == request.id, mine.state != "closed")
         .values(state="closed", closed_at=now)
         .execution_options(synchronize_session=False)
     )
+    if getattr(closed, "rowcount", 0) == 1:
+        audit.record(session, Event.REQUEST_CLOSED, now=now, actor=owner.email, subject=request.id)
     session.commit()
     session.refresh(request)
     return request
@@ -173,6 +185,10 @@ def open_request(
     request = session.scalars(stmt).first()
     if request is None:
         raise NotFoundError(GONE)
+    audit.record(
+        session, Event.REQUEST_ACCESSED, now=now, actor=audit.ANONYMOUS, subject=request.id
+    )
+    session.commit()
     return request
 
 
@@ -235,7 +251,12 @@ def _reserve(
     if getattr(reserved, "rowcount", 0) != 1:
         session.rollback()
         raise NotFoundError(GONE)
-    return session.scalars(select(mine.owner_id).where(mine.id == request_id)).one()
+    request = session.get_one(mine, request_id, populate_existing=True)
+    if request.files_used >= request.max_files or request.bytes_used >= request.max_bytes:
+        audit.record(
+            session, Event.REQUEST_EXHAUSTED, now=now, actor=audit.SERVER, subject=request_id
+        )
+    return request.owner_id
 
 
 def guest(session: Session, token: str, *, now: datetime) -> transfers.Guest:
@@ -313,6 +334,7 @@ def _release(
         .execution_options(synchronize_session=False)
     )
     transfer = session.get_one(models.Transfer, row.transfer_id)
-    transfer.state = "revoked"
     session.delete(row)  # in the same transaction: a reservation goes back once
-    transfers.drop_blobs(session, blobs, files)
+    transfers.end(
+        session, blobs, transfer, "revoked", now=now, actor=audit.SERVER, reason="abandoned"
+    )

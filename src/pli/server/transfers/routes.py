@@ -10,9 +10,12 @@ from fastapi import APIRouter, Header, Query
 from fastapi.responses import Response, StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
 
+from pli.audit import log as audit
+from pli.audit.chain import Event
 from pli.errors import UsageError
-from pli.server import deps, problems
+from pli.server import alerts, deps, metrics, problems
 from pli.server.transfers import ranges, service
+from pli.store import models
 from pli.store.blobs import BlobStore
 
 router = APIRouter(prefix="/api/v1/transfers", tags=["transfers"])
@@ -80,9 +83,9 @@ def decode_manifest(text: str) -> bytes:
 
 @router.post("", status_code=201)
 def create(
-    body: CreateRequest, user: deps.Sender, session: deps.DB, config: deps.Config
+    body: CreateRequest, user: deps.Sender, session: deps.DB, config: deps.Config, rules: deps.Rules
 ) -> TransferOut:
-    expires_in = config.expiry(body.expires_in)
+    expires_in = rules.expiry(body.expires_in)
     view = service.create(
         session,
         user,
@@ -90,7 +93,7 @@ def create(
         body.files,
         expires_in,
         now=config.clock(),
-        max_expiry=config.max_expiry,
+        max_expiry=rules.max_expiry,
     )
     return transfer_out(view)
 
@@ -123,7 +126,8 @@ def seal(
     transfer_id: str, body: SealRequest, user: deps.Sender, session: deps.DB, config: deps.Config
 ) -> TransferOut:
     manifest = decode_manifest(body.manifest)
-    return transfer_out(service.seal(session, user, transfer_id, manifest, now=config.clock()))
+    view = service.seal(session, user, transfer_id, manifest, now=config.clock(), settings=config)
+    return transfer_out(view)
 
 
 _BLOB = {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}}
@@ -165,14 +169,89 @@ def download(
     session: deps.DB,
     config: deps.Config,
     blobs: deps.Blobs,
+    rules: deps.Rules,
     range_: RangeHeader = None,
     if_range: IfRangeHeader = None,
 ) -> Response:
     """The file's age ciphertext: whole, or one byte range (`Range`; with `If-Range` set to the
     `ETag` of an earlier answer, only if the blob is still that one). Several ranges, or a
-    malformed `Range`, are answered with the whole blob."""
-    key = service.downloadable(session, user, transfer_id, file_id, now=config.clock())
-    return blob_response(blobs, key, range_, if_range)
+    malformed `Range`, are answered with the whole blob. Each answer is in the audit log."""
+    now = config.clock()
+    alerts.check_downloads(user)
+    key = service.downloadable(session, user, transfer_id, file_id, now=now)
+    response = blob_response(blobs, key, range_, if_range)
+    served = served_range(response)
+    if served is not None:
+        first, sent = served
+        service.record_download(
+            session, user, transfer_id, file_id, now=now, first=first, sent=sent
+        )
+        alerts.after(session, user, Event.TRANSFER_DOWNLOADED, rules, now=now)
+        session.commit()
+    return response
+
+
+def served_range(response: Response) -> tuple[int, int] | None:
+    """(first byte, bytes) a blob response is about to send; None for a refusal."""
+    if response.status_code not in (200, 206):
+        return None
+    sent = int(response.headers.get("content-length", "0"))
+    content_range = response.headers.get("content-range", "")
+    first = int(content_range.split(" ")[1].split("-")[0]) if content_range else 0
+    return first, sent
+
+
+class FailureReport(BaseModel):
+    reason: Literal["decrypt", "signature", "digest", "manifest"] = Field(
+        description="what failed on the client: decryption, the sender's signature, a file's "
+        "ciphertext digest, or the manifest"
+    )
+
+
+@router.post("/{transfer_id}/receipt", status_code=204)
+def receipt(
+    transfer_id: str,
+    user: deps.Receiver,
+    session: deps.DB,
+    config: deps.Config,
+    blobs: deps.Blobs,
+    rules: deps.Rules,
+) -> None:
+    """Confirm, as a recipient, that every file arrived and authenticated: the sender gets a
+    receipt, and under the delete-after-download policy the files are purged once every
+    recipient has confirmed."""
+    now = config.clock()
+    if service.receive(session, user, transfer_id, now=now, settings=config) and (
+        rules.delete_after_download
+    ):
+        transfer = session.get_one(models.Transfer, transfer_id)
+        if transfer.state == "sealed":
+            service.end(
+                session,
+                blobs,
+                transfer,
+                "received",
+                now=now,
+                actor=audit.SERVER,
+                reason="received",
+            )
+
+
+@router.post("/{transfer_id}/failures", status_code=204)
+def failure(
+    transfer_id: str,
+    body: FailureReport,
+    user: deps.Receiver,
+    session: deps.DB,
+    config: deps.Config,
+    rules: deps.Rules,
+) -> None:
+    """Report, as a recipient, that a download failed to decrypt or authenticate: recorded,
+    and counted toward the account's alerts."""
+    now = config.clock()
+    service.report_failure(session, user, transfer_id, body.reason, now=now)
+    alerts.after(session, user, Event.TRANSFER_DECRYPT_FAILED, rules, now=now)
+    session.commit()
 
 
 def blob_response(blobs: BlobStore, key: str, range_: str | None, if_range: str | None) -> Response:
@@ -196,7 +275,10 @@ def blob_response(blobs: BlobStore, key: str, range_: str | None, if_range: str 
         body, status = blobs.read(key, part.start, part.stop), 206
     # The store reads 1 MiB at a time: a quarter of the server's CPU per GiB of a FileResponse.
     return StreamingResponse(
-        body, status_code=status, media_type="application/octet-stream", headers=headers
+        metrics.counted(body),
+        status_code=status,
+        media_type="application/octet-stream",
+        headers=headers,
     )
 
 

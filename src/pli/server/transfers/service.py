@@ -20,7 +20,11 @@ from typing import TypeAlias
 from sqlalchemy import Select, or_, select, tuple_
 from sqlalchemy.orm import Session
 
+from pli.audit import log as audit
+from pli.audit.chain import Event
 from pli.errors import ConflictError, ForbiddenError, GoneError, NotFoundError, UsageError
+from pli.server import notify
+from pli.server.config import Settings
 from pli.server.keys.service import devices_of, user_by_email
 from pli.server.transfers import cursor as cursors
 from pli.store import models
@@ -147,6 +151,14 @@ def create(
     session.add_all(
         models.TransferRecipient(transfer_id=transfer.id, user_id=u, created_at=now) for u in users
     )
+    audit.record(
+        session,
+        Event.TRANSFER_CREATED,
+        now=now,
+        actor=sender.email,
+        subject=transfer.id,
+        details={"kind": "direct", "files": files, "recipients": len(users)},
+    )
     session.commit()
     return TransferView(transfer, sender.email, sorted(u.email for u in users.values()), rows)
 
@@ -269,7 +281,13 @@ def attach_blob(
 
 
 def seal(
-    session: Session, actor: Actor, transfer_id: str, manifest: bytes, *, now: datetime
+    session: Session,
+    actor: Actor,
+    transfer_id: str,
+    manifest: bytes,
+    *,
+    now: datetime,
+    settings: Settings,
 ) -> TransferView:
     if not manifest or len(manifest) > MAX_MANIFEST:
         raise UsageError("the manifest is empty or too large")
@@ -278,6 +296,20 @@ def seal(
     if any(f.blob_key is None for f in view.files):
         raise ConflictError("some files of this transfer have not been uploaded")
     transfer.manifest, transfer.state, transfer.sealed_at = manifest, "sealed", now
+    audit.record(
+        session,
+        Event.TRANSFER_SEALED,
+        now=now,
+        actor=actor_name(actor),
+        subject=transfer.id,
+        details={"kind": transfer.kind, "bytes": sum(f.size or 0 for f in view.files)},
+    )
+    if view.request is not None:
+        audit.record(
+            session, Event.REQUEST_ANSWERED, now=now, actor=audit.ANONYMOUS, subject=view.request
+        )
+    if transfer.kind == "direct":
+        notify.transfer_arrived(session, settings, view, now=now)
     session.commit()
     return view
 
@@ -346,9 +378,42 @@ def revoke(
     view = get_visible(session, user, transfer_id, now=now)
     if view.transfer.sender_id != user.id:
         raise ForbiddenError("only the sender can revoke a transfer")
-    view.transfer.state = "revoked"
-    view.transfer.manifest = None
-    drop_blobs(session, blobs, view.files)
+    audit.record(session, Event.TRANSFER_REVOKED, now=now, actor=user.email, subject=transfer_id)
+    end(session, blobs, view.transfer, "revoked", now=now, actor=user.email, reason="revoked")
+
+
+def actor_name(actor: Actor) -> str:
+    """How the audit log names who acted: an account's address, or `anonymous`."""
+    return actor.email if isinstance(actor, models.User) else audit.ANONYMOUS
+
+
+def end(
+    session: Session,
+    blobs: BlobStore,
+    transfer: models.Transfer,
+    state: str,
+    *,
+    now: datetime,
+    actor: str,
+    reason: str,
+) -> None:
+    """Purge a transfer now: its files and its manifest (the encrypted names and message) are
+    deleted, and the purge recorded; the metadata the audit log needs stays. Committed."""
+    files = view_of(session, transfer).files
+    transfer.state, transfer.manifest, transfer.purged_at = state, None, now
+    audit.record(
+        session,
+        Event.TRANSFER_PURGED,
+        now=now,
+        actor=actor,
+        subject=transfer.id,
+        details={
+            "reason": reason,
+            "files": sum(1 for f in files if f.blob_key is not None),
+            "bytes": sum(f.size or 0 for f in files if f.blob_key is not None),
+        },
+    )
+    drop_blobs(session, blobs, files)
 
 
 def drop_blobs(session: Session, blobs: BlobStore, files: list[models.TransferFile]) -> None:
@@ -360,14 +425,118 @@ def drop_blobs(session: Session, blobs: BlobStore, files: list[models.TransferFi
         blobs.delete(key)
 
 
-def purge_expired(session: Session, blobs: BlobStore, *, now: datetime) -> int:
-    """Delete the blobs of every transfer past its expiry; the metadata stays for audit."""
+def expired(session: Session, *, now: datetime) -> list[models.Transfer]:
+    """Transfers past their expiry whose files are still stored."""
     stmt = select(models.Transfer).where(
         models.Transfer.expires_at <= now, models.Transfer.state.in_(("uploading", "sealed"))
     )
-    expired = list(session.scalars(stmt))
-    for transfer in expired:
-        transfer.state = "expired"
-        transfer.manifest = None  # the encrypted names and message go with the files
-        drop_blobs(session, blobs, view_of(session, transfer).files)
-    return len(expired)
+    return list(session.scalars(stmt))
+
+
+def purge_expired(session: Session, blobs: BlobStore, *, now: datetime) -> int:
+    """Delete the blobs of every transfer past its expiry; the metadata stays for audit."""
+    found = expired(session, now=now)
+    for transfer in found:
+        audit.record(
+            session, Event.TRANSFER_EXPIRED, now=now, actor=audit.SERVER, subject=transfer.id
+        )
+        end(session, blobs, transfer, "expired", now=now, actor=audit.SERVER, reason="expired")
+    return len(found)
+
+
+def _recipient_row(
+    session: Session, user: models.User, transfer_id: str
+) -> models.TransferRecipient:
+    row = session.get(models.TransferRecipient, (transfer_id, user.id))
+    if row is None:
+        raise ForbiddenError("only a recipient of this transfer can do this")
+    return row
+
+
+def receive(
+    session: Session, user: models.User, transfer_id: str, *, now: datetime, settings: Settings
+) -> bool:
+    """A recipient's client confirms it has every file, authenticated: recorded, and a receipt
+    mailed to the sender, the first time. True when every recipient has now confirmed."""
+    view = get_visible(session, user, transfer_id, now=now)
+    if view.transfer.state != "sealed":
+        raise NotFoundError(NOT_FOUND)
+    row = _recipient_row(session, user, transfer_id)
+    if row.received_at is None:
+        row.received_at = now
+        audit.record(
+            session, Event.TRANSFER_RECEIVED, now=now, actor=user.email, subject=transfer_id
+        )
+        if view.sender:
+            notify.transfer_received(session, settings, view, user.email, now=now)
+        session.commit()
+    return all_received(session, transfer_id)
+
+
+def all_received(session: Session, transfer_id: str) -> bool:
+    waiting = select(models.TransferRecipient.user_id).where(
+        models.TransferRecipient.transfer_id == transfer_id,
+        models.TransferRecipient.received_at.is_(None),
+    )
+    return session.scalars(waiting).first() is None
+
+
+def received_by_all(session: Session) -> list[models.Transfer]:
+    """Sealed transfers every recipient has confirmed: what delete-after-download purges."""
+    waiting = select(models.TransferRecipient.transfer_id).where(
+        models.TransferRecipient.received_at.is_(None)
+    )
+    any_recipient = select(models.TransferRecipient.transfer_id)
+    stmt = select(models.Transfer).where(
+        models.Transfer.state == "sealed",
+        models.Transfer.id.in_(any_recipient),
+        models.Transfer.id.not_in(waiting),
+    )
+    return list(session.scalars(stmt))
+
+
+def purge_received(session: Session, blobs: BlobStore, *, now: datetime) -> int:
+    """Under delete-after-download: purge every transfer all its recipients have."""
+    found = received_by_all(session)
+    for transfer in found:
+        end(session, blobs, transfer, "received", now=now, actor=audit.SERVER, reason="received")
+    return len(found)
+
+
+def report_failure(
+    session: Session, user: models.User, transfer_id: str, reason: str, *, now: datetime
+) -> None:
+    """A recipient's client could not decrypt or authenticate what it downloaded: recorded
+    (flushed, not committed), for the alerts and the administrator."""
+    view = get_visible(session, user, transfer_id, now=now)
+    _recipient_row(session, user, view.transfer.id)
+    audit.record(
+        session,
+        Event.TRANSFER_DECRYPT_FAILED,
+        now=now,
+        actor=user.email,
+        subject=transfer_id,
+        details={"reason": reason},
+    )
+
+
+def record_download(
+    session: Session,
+    user: models.User | None,
+    transfer_id: str,
+    file_id: str,
+    *,
+    now: datetime,
+    first: int,
+    sent: int,
+) -> None:
+    """One answered download request of a file's ciphertext (whole, or a range): recorded,
+    flushed, not committed."""
+    audit.record(
+        session,
+        Event.TRANSFER_DOWNLOADED,
+        now=now,
+        actor=user.email if user is not None else audit.ANONYMOUS,
+        subject=transfer_id,
+        details={"file": file_id, "first": first, "bytes": sent},
+    )

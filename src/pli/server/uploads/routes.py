@@ -27,7 +27,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import ClientDisconnect
 
 from pli.errors import ChecksumMismatchError, ProtocolError, UsageError
-from pli.server import deps
+from pli.server import deps, metrics
 from pli.server.config import MAX_FILE_SIZE_CEILING, Settings
 from pli.server.uploads import service
 from pli.store.blobs import BlobStore, PartReceipt, PartWriter
@@ -72,13 +72,13 @@ def _expires(state: service.UploadState) -> str:
 
 
 @router.options("", status_code=204)
-def discover(config: deps.Config) -> Response:
+def discover(rules: deps.Rules) -> Response:
     headers = {
         "Tus-Resumable": TUS_VERSION,
         "Tus-Version": TUS_VERSION,
         "Tus-Extension": EXTENSIONS,
         "Tus-Checksum-Algorithm": "sha256",
-        "Tus-Max-Size": str(config.max_file_size),
+        "Tus-Max-Size": str(rules.max_file_size),
     }
     return Response(status_code=204, headers=headers)
 
@@ -90,6 +90,7 @@ def create(
     session: deps.DB,
     config: deps.Config,
     blobs: deps.Blobs,
+    rules: deps.Rules,
 ) -> Response:
     """Start the upload of one file of one of your transfers (still being uploaded), or, with
     a file request's guest token (`Bearer pli_guest_…`), of the answer it was given for."""
@@ -107,7 +108,7 @@ def create(
         length,
         now=config.clock(),
         grace=config.upload_grace,
-        max_size=config.max_file_size,
+        rules=rules,
     )
     headers = _tus(
         Location=f"/api/v1/uploads/{state.id}", **{"Upload-Offset": "0"}, **_expiry(state)
@@ -269,6 +270,7 @@ class _Receiver:
                 keep_lease=keep_lease,
             )
         )
+        metrics.received(receipt.size)  # only once the part counts towards the upload
 
     async def _salvage(self) -> None:
         """After a cut: keep what arrived, where the protocol allows it; free the upload."""

@@ -18,11 +18,13 @@ import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import or_, select, update
+from sqlalchemy import ColumnElement, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from pli.errors import ConflictError, LockedError, NotFoundError, TooLargeError, UsageError
+from pli.server.policy import Policy
 from pli.server.transfers import service as transfers
+from pli.sizes import format_size
 from pli.store import models
 from pli.store.blobs import BlobStore, PartReceipt
 
@@ -62,15 +64,16 @@ def create(
     *,
     now: datetime,
     grace: timedelta,
-    max_size: int,
+    rules: Policy,
 ) -> UploadState:
-    if length > max_size:
-        raise TooLargeError("the file is larger than this server accepts")
+    rules.check_file_size(length)
     if -(-length // PART_TARGET) > MAX_PARTS:
         raise TooLargeError("the file is larger than an upload can hold")
     row = transfers.upload_target(session, actor, transfer_id, file_id, now=now)
     if isinstance(actor, transfers.Guest):
         _check_guest_upload(session, row, length)
+    else:
+        _check_room(session, rules, actor, row, length, now=now)
     transfer = session.get(models.Transfer, transfer_id)
     expires = min(now + grace, transfer.expires_at) if transfer else now + grace
     upload = models.Upload(
@@ -88,6 +91,64 @@ def create(
     session.add(upload)
     session.commit()
     return _state(upload)
+
+
+def _check_room(
+    session: Session,
+    rules: Policy,
+    user: models.User,
+    row: models.TransferFile,
+    length: int,
+    *,
+    now: datetime,
+) -> None:
+    """Refuse a file that would take its transfer past the maximum transfer size, or its
+    sender past their quota: counting what is stored and what uploads under way announced."""
+    if rules.max_transfer_size is not None:
+        used = _stored_bytes(session, models.TransferFile.transfer_id == row.transfer_id, row.id)
+        used += _pending_bytes(session, models.Upload.transfer_id == row.transfer_id, row.id, now)
+        if used + length > rules.max_transfer_size:
+            raise TooLargeError(
+                "this transfer would be larger than this server accepts "
+                f"({format_size(rules.max_transfer_size)}): send fewer or smaller files"
+            )
+    if rules.user_quota is not None:
+        mine = models.Transfer.sender_id == user.id
+        used = _stored_bytes(session, mine, row.id)
+        used += _pending_bytes(session, models.Upload.user_id == user.id, row.id, now)
+        if used + length > rules.user_quota:
+            raise TooLargeError(
+                f"your storage quota ({format_size(rules.user_quota)}) would be exceeded: "
+                f"{format_size(used)} is in use; revoke transfers you no longer need, or wait "
+                "until they expire"
+            )
+
+
+def _stored_bytes(session: Session, where: ColumnElement[bool], other_than: str) -> int:
+    """Bytes of stored files (of live transfers) matching `where`, but file `other_than`."""
+    stmt = (
+        select(func.coalesce(func.sum(models.TransferFile.size), 0))
+        .join(models.Transfer, models.Transfer.id == models.TransferFile.transfer_id)
+        .where(
+            where,
+            models.TransferFile.blob_key.is_not(None),
+            models.TransferFile.id != other_than,
+        )
+    )
+    return int(session.scalar(stmt) or 0)
+
+
+def _pending_bytes(
+    session: Session, where: ColumnElement[bool], other_than: str, now: datetime
+) -> int:
+    """Bytes announced by unfinished uploads matching `where`, but those of `other_than`."""
+    stmt = select(func.coalesce(func.sum(models.Upload.length), 0)).where(
+        where,
+        models.Upload.completed_at.is_(None),
+        models.Upload.expires_at > now,
+        models.Upload.file_id != other_than,
+    )
+    return int(session.scalar(stmt) or 0)
 
 
 def _check_guest_upload(session: Session, row: models.TransferFile, length: int) -> None:
@@ -228,16 +289,24 @@ def terminate(
     blobs.cancel(token)
 
 
-def purge_abandoned(session: Session, blobs: BlobStore, *, now: datetime) -> int:
-    """Uploads that made no progress within their grace period, or whose transfer is gone:
-    their parts are dropped; finished ones only lose their bookkeeping row."""
+def abandoned(session: Session, *, now: datetime) -> list[models.Upload]:
+    """Uploads that made no progress within their grace period, or whose transfer is gone."""
     ended = select(models.Transfer.id).where(
-        or_(models.Transfer.state.in_(("revoked", "expired")), models.Transfer.expires_at <= now)
+        or_(
+            models.Transfer.state.not_in(("uploading", "sealed")),
+            models.Transfer.expires_at <= now,
+        )
     )
     stale = select(models.Upload).where(
         or_(models.Upload.expires_at <= now, models.Upload.transfer_id.in_(ended))
     )
-    rows = list(session.scalars(stale))
+    return list(session.scalars(stale))
+
+
+def purge_abandoned(session: Session, blobs: BlobStore, *, now: datetime) -> int:
+    """Uploads that made no progress within their grace period, or whose transfer is gone:
+    their parts are dropped; finished ones only lose their bookkeeping row."""
+    rows = abandoned(session, now=now)
     for row in rows:
         token, finished = row.token, row.completed_at is not None
         session.delete(row)

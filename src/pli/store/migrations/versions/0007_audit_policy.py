@@ -34,6 +34,7 @@ def upgrade() -> None:
     )
     op.create_index("ix_audit_log_time", "audit_log", ["time"])
     op.create_index("ix_audit_log_actor_event_time", "audit_log", ["actor", "event", "time"])
+    op.create_index("ix_audit_log_event_time", "audit_log", ["event", "time"])
     op.create_index("ix_audit_log_subject", "audit_log", ["subject"])
     head = op.create_table(
         "audit_head",
@@ -84,9 +85,12 @@ def upgrade() -> None:
         "users", sa.Column("downloads_suspended_at", sa.DateTime(timezone=True), nullable=True)
     )
     op.add_column("transfers", sa.Column("purged_at", sa.DateTime(timezone=True), nullable=True))
+    # The orphan sweep asks which stored blobs a file still refers to.
+    op.create_index("ix_transfer_files_blob_key", "transfer_files", ["blob_key"])
 
 
 def downgrade() -> None:
+    op.drop_index("ix_transfer_files_blob_key", table_name="transfer_files")
     op.execute("ALTER TABLE transfers DROP COLUMN purged_at")
     op.execute("ALTER TABLE users DROP COLUMN downloads_suspended_at")
     op.execute("ALTER TABLE transfer_recipients DROP COLUMN received_at")
@@ -97,6 +101,7 @@ def downgrade() -> None:
     op.drop_table("policy")
     op.drop_table("audit_head")
     op.drop_index("ix_audit_log_subject", table_name="audit_log")
+    op.drop_index("ix_audit_log_event_time", table_name="audit_log")
     op.drop_index("ix_audit_log_actor_event_time", table_name="audit_log")
     op.drop_index("ix_audit_log_time", table_name="audit_log")
     op.drop_table("audit_log")
