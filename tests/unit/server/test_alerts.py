@@ -89,3 +89,33 @@ def test_a_suspension_holds_until_cleared(database: Database) -> None:
         assert [(r.actor, r.details) for r in cleared] == [
             ("local:root", {"alerts": 1, "suspension_lifted": True, "by": "administrator"})
         ]
+
+
+def test_downloads_are_counted_by_transfer_and_by_byte(database: Database) -> None:
+    rules = dataclasses.replace(RULES, alert_downloads_per_hour=5, alert_bytes_per_hour=1000)
+    with database.session() as session:
+        account = user(session, "bob")
+        for subject, sent in [("t1", 300), ("t1", 300), ("t2", 300), ("t3", 0)]:
+            log.record(
+                session,
+                Event.TRANSFER_DOWNLOADED,
+                now=NOW,
+                actor=account.email,
+                subject=subject,
+                details={"file": "f", "first": 0, "bytes": sent},
+            )
+        since = "2000-01-01T00:00:00.000000Z"
+        assert alerts._transfers(session, account.email, since) == 3
+        assert alerts._bytes(session, account.email, since) == 900
+        alerts.after(session, account, Event.TRANSFER_DOWNLOADED, rules, now=NOW)
+        assert alerts.open_alerts(session) == []
+        log.record(
+            session,
+            Event.TRANSFER_DOWNLOADED,
+            now=NOW,
+            actor=account.email,
+            subject="t2",
+            details={"file": "f", "first": 300, "bytes": 101},
+        )
+        alerts.after(session, account, Event.TRANSFER_DOWNLOADED, rules, now=NOW)
+        assert [a.kind for a in alerts.open_alerts(session)] == ["bytes"]
