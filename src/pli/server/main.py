@@ -203,11 +203,23 @@ def alerts_clear(data: Path, email: str) -> int:
 
 def exposure(data: Path, since: str, until: str, *, account: str | None, fmt: str) -> str:
     """The breach report of a window (pli.server.admin.exposure), as markdown or JSON."""
+    from pli.audit import log as audit  # noqa: PLC0415
+    from pli.audit.chain import Event, format_time  # noqa: PLC0415
     from pli.server.admin import exposure as breach  # noqa: PLC0415
 
     start, end = breach.parse_window(since, until)
     if fmt not in breach.FORMATS:
         raise UsageError(f"--format must be one of {', '.join(breach.FORMATS)}")
-    with _database(data, existing=True) as (session, _settings):
+    with _database(data, existing=True) as (session, settings):
         found = breach.report(session, start, end, account)
+        # Who read whose history, and which part of it, is itself on the record.
+        audit.record(
+            session,
+            Event.ADMIN_ACTION,
+            now=settings.clock(),
+            actor=operator(),
+            subject=account,
+            details={"action": "exposure", "since": format_time(start), "until": format_time(end)},
+        )
+        session.commit()
     return breach.to_json(found) if fmt == "json" else breach.to_markdown(found)

@@ -34,7 +34,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from pli.audit import checkpointer, log
-from pli.audit.chain import GENESIS, Record, record_hash, verify
+from pli.audit.chain import GENESIS, Event, Record, format_time, record_hash, verify
 from pli.crypto.checkpoints import Checkpoint
 from pli.crypto.signing import canonical_json, public_key
 from pli.durations import parse_window
@@ -47,7 +47,7 @@ from pli.errors import (
     UsageError,
 )
 from pli.server.config import Settings
-from pli.server.main import server_database
+from pli.server.main import operator, server_database
 from pli.store import models
 
 FORMATS = ("jsonl", "csv")
@@ -287,12 +287,27 @@ def export_log(
     start, end = parse_window(since, until)
     if fmt not in FORMATS:
         raise UsageError(f"--format must be one of {', '.join(FORMATS)}")
-    with server_database(data, existing=True) as (session, _settings):
+    with server_database(data, existing=True) as (session, settings):
         selected = log.records(session, since=start, until=end)
         if output is None:
-            return write_records(selected, fmt, stdout)
-        with _new_file(output) as handle:
-            return write_records(selected, fmt, handle)
+            count = write_records(selected, fmt, stdout)
+        else:
+            with _new_file(output) as handle:
+                count = write_records(selected, fmt, handle)
+        log.record(
+            session,
+            Event.ADMIN_ACTION,
+            now=settings.clock(),
+            actor=operator(),
+            details={
+                "action": "audit-export",
+                "since": format_time(start),
+                "until": format_time(end),
+                "records": count,
+            },
+        )
+        session.commit()
+        return count
 
 
 def write_records(records: Iterable[Record], fmt: str, out: TextIO) -> int:
