@@ -118,18 +118,22 @@ def test_repeated_failed_decryptions_raise_an_alert(sqlite_server: Server, tmp_p
         make_user(sqlite_server, tmp_path, "alice"),
         make_user(sqlite_server, tmp_path, "bob"),
     )
-    _policy(sqlite_server, "alert_failed_decryptions_per_hour=1")
+    _policy(sqlite_server, "alert_failed_decryptions_per_hour=1", "alert_action=suspend")
     first, second = _two_transfers(alice, bob, tmp_path)
     for blob in (sqlite_server.data / "blobs").rglob("*"):
         if blob.is_file():
             data = bytearray(blob.read_bytes())
             data[-20] ^= 1  # inside the last STREAM chunk: decryption fails at its tag
             blob.write_bytes(bytes(data))
-    for transfer in (first, second):
+    for transfer in (first, first, second):  # the same failing transfer counts once
         failed = bob.run("get", transfer, "-o", str(tmp_path / transfer))
         assert failed.returncode != 0
+        if transfer == first:
+            assert _alerts(sqlite_server) == []
     reports = _events(sqlite_server, "transfer.decrypt_failed")
-    assert [s for s, _ in reports] == [first, second]
-    assert [(a["kind"], a["account"]) for a in _alerts(sqlite_server)] == [
-        ("failed-decryptions", bob.email)
-    ]
+    assert [s for s, _ in reports] == [first, first, second]
+    # Raised, but it suspends nothing even under alert_action=suspend: a sender can make every
+    # download of theirs fail, and must not be able to cut their recipient off.
+    assert [
+        (a["kind"], a["account"], a["downloads_suspended"]) for a in _alerts(sqlite_server)
+    ] == [("failed-decryptions", bob.email, False)]

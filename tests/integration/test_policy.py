@@ -126,6 +126,15 @@ def test_size_limits_and_quota(sqlite_server: Server, tmp_path: Path) -> None:
     assert line.startswith("error: your storage quota (4K) would be exceeded")
     carol.ok("revoke", first)  # a revoked transfer's files are gone: its room comes back
     carol.send(small[2], to=bob.email)
+    # Answers to a file request are stored for its owner: they count against the owner's quota.
+    _policy(sqlite_server, "user_quota=3K")
+    dave = make_user(sqlite_server, tmp_path, "dave")
+    asked = dave.ok("request", "create", "--title", "t", "--json").json()
+    stranger.ok("request", "send", asked["url"], str(small[0]))
+    line = _refused(stranger, "request", "send", asked["url"], str(small[1]))
+    assert line.startswith("error: the person who asked for these files has no room left")
+    line = _refused(dave, "send", str(small[2]), "--to", bob.email)
+    assert line.startswith("error: your storage quota (3K) would be exceeded")
 
 
 def test_links_and_requests_can_be_turned_off(sqlite_server: Server, tmp_path: Path) -> None:

@@ -66,7 +66,10 @@ def record(
         .values(seq=models.AuditHead.seq + 1)
         .returning(models.AuditHead.seq, models.AuditHead.hash)
     )
-    seq, head = session.execute(bump).one()
+    # The head is locked before the caller's pending changes are flushed: every transaction
+    # that records takes its locks in the same order, head first, and cannot deadlock another.
+    with session.no_autoflush:
+        seq, head = session.execute(bump).one()
     entry = following(
         seq - 1,
         head,

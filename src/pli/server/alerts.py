@@ -39,11 +39,17 @@ class Rule:
     event: Event
     threshold: Callable[[Policy], int]
     measure: Callable[[Session, str, str], int]  # (session, email, since) -> amount
+    # Whether `alert_action=suspend` applies. Not to failed decryptions: a sender can make
+    # every download of theirs fail, and must not be able to suspend their recipient.
+    suspends: bool = True
 
 
 def _count(event: Event) -> Callable[[Session, str, str], int]:
+    """The number of distinct subjects (transfers) of the account's `event`s: running the same
+    failing download again counts once."""
+
     def measure(session: Session, email: str, since: str) -> int:
-        stmt = select(func.count()).where(
+        stmt = select(func.count(func.distinct(models.AuditEntry.subject))).where(
             models.AuditEntry.actor == email,
             models.AuditEntry.event == str(event),
             models.AuditEntry.time >= since,
@@ -103,6 +109,7 @@ RULES = (
         Event.TRANSFER_DECRYPT_FAILED,
         lambda p: p.alert_failed_decryptions_per_hour,
         _count(Event.TRANSFER_DECRYPT_FAILED),
+        suspends=False,
     ),
 )
 
@@ -123,7 +130,7 @@ def after(
             continue
         amount, limit = rule.measure(session, user.email, since), rule.threshold(rules)
         if amount > limit:
-            _raise(session, user, rule.kind, amount, limit, rules, now=now)
+            _raise(session, user, rule, amount, limit, rules, now=now)
 
 
 def _open(session: Session, user: models.User, kind: str, *, now: datetime) -> bool:
@@ -139,14 +146,15 @@ def _open(session: Session, user: models.User, kind: str, *, now: datetime) -> b
 def _raise(
     session: Session,
     user: models.User,
-    kind: str,
+    rule: Rule,
     amount: int,
     limit: int,
     rules: Policy,
     *,
     now: datetime,
 ) -> None:
-    suspend = rules.alert_action == "suspend"
+    kind = rule.kind
+    suspend = rules.alert_action == "suspend" and rule.suspends
     details: dict[str, str | int | bool] = {
         "kind": kind,
         "amount": amount,

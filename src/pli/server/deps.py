@@ -119,9 +119,19 @@ def client_address(request: Request) -> str:
         return peer
     forwarded = request.headers.get("x-forwarded-for", "")
     for hop in reversed([h.strip() for h in forwarded.split(",") if h.strip()]):
+        if not _is_address(hop):
+            return peer  # not an address: the chain cannot be believed past this point
         if not _within(hop, trusted):
             return hop
     return peer
+
+
+def _is_address(text: str) -> bool:
+    try:
+        ipaddress.ip_address(text)
+    except ValueError:
+        return False
+    return True
 
 
 class RecordAddress:

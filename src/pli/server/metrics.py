@@ -48,7 +48,7 @@ from pli.server.admin.routes import Admin, admin_network
 from pli.store import models
 from pli.store.db import Database
 
-STATES = ("uploading", "sealed", "revoked", "expired", "exhausted")
+STATES = ("uploading", "sealed", "revoked", "expired", "exhausted", "received")
 _PURGED_ON_EXPIRY = ("uploading", "sealed")  # what `transfers.purge_expired` ends
 _COUNTED_EVENTS = {
     Event.AUTH_LOGIN_FAILED: ("pli_failed_logins", "Logins refused, from the audit log."),

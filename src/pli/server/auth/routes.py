@@ -194,20 +194,33 @@ def totp_disable(
 
 
 @router.post("/me/alerts/clear")
-def clear_alerts(
-    body: Code, caller: deps.LoggedIn, session: deps.DB, config: deps.Config, key: deps.TokenKey
+async def clear_alerts(
+    body: Code,
+    request: Request,
+    caller: deps.LoggedIn,
+    session: deps.DB,
+    config: deps.Config,
+    guard: deps.Guard,
+    key: deps.TokenKey,
 ) -> Closed:
     """Clear this account's alerts and lift a suspension of its downloads, with a one-time
-    code of its second factor (an attacker holding only the password cannot)."""
-    user, now = caller.user, config.clock()
+    code of its second factor (an attacker holding only the password cannot). Codes are
+    guessed under the same guard as logins, and wrong ones recorded."""
+    user = caller.user
     if user.totp_enabled_at is None:
         raise ForbiddenError(
             "this account has no second factor: ask an administrator to clear its alerts"
         )
-    totp.verify(session, user, body.code, key=key, now=now)
-    return Closed(
-        closed=alerts.clear(session, user, now=now, actor=user.email, how="second factor")
+
+    def check() -> models.User:
+        totp.verify(session, user, body.code, key=key, now=config.clock())
+        return user
+
+    await _guarded(request, guard, user.email, check)
+    cleared = functools.partial(
+        alerts.clear, session, user, now=config.clock(), actor=user.email, how="second factor"
     )
+    return Closed(closed=await run_in_threadpool(cleared))
 
 
 @router.post("/auth/logout", status_code=204)

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TypeAlias
 
-from sqlalchemy import Select, or_, select, tuple_
+from sqlalchemy import Select, or_, select, tuple_, update
 from sqlalchemy.orm import Session
 
 from pli.audit import log as audit
@@ -181,6 +181,10 @@ def get_visible(
         raise GoneError("this transfer was revoked by its sender")
     if transfer.state == "expired" or transfer.expires_at <= now:
         raise GoneError("this transfer has expired")
+    if transfer.state == "received":
+        raise GoneError("this transfer was deleted once every recipient had downloaded it")
+    if transfer.state not in ("uploading", "sealed") or transfer.purged_at is not None:
+        raise GoneError("this transfer's files were deleted: it is no longer available")
     return view_of(session, transfer)
 
 
@@ -398,9 +402,10 @@ def end(
     reason: str,
 ) -> None:
     """Purge a transfer now: its files and its manifest (the encrypted names and message) are
-    deleted, and the purge recorded; the metadata the audit log needs stays. Committed."""
+    deleted, and the purge recorded; the metadata the audit log needs stays. Committed. A
+    transfer another purge got to first (two last receipts at once, a revocation racing the
+    expiry) is left to it: nothing is recorded twice."""
     files = view_of(session, transfer).files
-    transfer.state, transfer.manifest, transfer.purged_at = state, None, now
     audit.record(
         session,
         Event.TRANSFER_PURGED,
@@ -413,6 +418,17 @@ def end(
             "bytes": sum(f.size or 0 for f in files if f.blob_key is not None),
         },
     )
+    mine = models.Transfer
+    ended = session.execute(
+        update(mine)
+        .where(mine.id == transfer.id, mine.purged_at.is_(None))
+        .values(state=state, manifest=None, purged_at=now)
+        .execution_options(synchronize_session=False)
+    )
+    if getattr(ended, "rowcount", 0) != 1:
+        session.rollback()  # and the record with it
+        return
+    session.refresh(transfer)
     drop_blobs(session, blobs, files)
 
 

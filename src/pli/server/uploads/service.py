@@ -18,7 +18,7 @@ import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import ColumnElement, func, or_, select, update
+from sqlalchemy import ColumnElement, Select, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from pli.errors import ConflictError, LockedError, NotFoundError, TooLargeError, UsageError
@@ -72,8 +72,14 @@ def create(
     row = transfers.upload_target(session, actor, transfer_id, file_id, now=now)
     if isinstance(actor, transfers.Guest):
         _check_guest_upload(session, row, length)
+        owner = session.scalars(
+            select(models.FileRequest.owner_id)
+            .join(models.RequestAnswer, models.RequestAnswer.request_id == models.FileRequest.id)
+            .where(models.RequestAnswer.transfer_id == row.transfer_id)
+        ).one()
+        _check_room(session, rules, owner, row, length, now=now, guest=True)
     else:
-        _check_room(session, rules, actor, row, length, now=now)
+        _check_room(session, rules, actor.id, row, length, now=now)
     transfer = session.get(models.Transfer, transfer_id)
     expires = min(now + grace, transfer.expires_at) if transfer else now + grace
     upload = models.Upload(
@@ -93,17 +99,28 @@ def create(
     return _state(upload)
 
 
+def _answers_to(owner_id: int) -> Select[str]:
+    """The answers to the account's file requests: stored on its behalf, within its quota."""
+    return (
+        select(models.TransferRecipient.transfer_id)
+        .join(models.Transfer, models.Transfer.id == models.TransferRecipient.transfer_id)
+        .where(models.TransferRecipient.user_id == owner_id, models.Transfer.kind == "answer")
+    )
+
+
 def _check_room(
     session: Session,
     rules: Policy,
-    user: models.User,
+    owner_id: int,
     row: models.TransferFile,
     length: int,
     *,
     now: datetime,
+    guest: bool = False,
 ) -> None:
-    """Refuse a file that would take its transfer past the maximum transfer size, or its
-    sender past their quota: counting what is stored and what uploads under way announced."""
+    """Refuse a file that would take its transfer past the maximum transfer size, or the
+    account it is stored for (its sender; a file request's owner for an answer) past its quota:
+    counting what is stored and what uploads under way announced."""
     if rules.max_transfer_size is not None:
         used = _stored_bytes(session, models.TransferFile.transfer_id == row.transfer_id, row.id)
         used += _pending_bytes(session, models.Upload.transfer_id == row.transfer_id, row.id, now)
@@ -113,9 +130,16 @@ def _check_room(
                 f"({format_size(rules.max_transfer_size)}): send fewer or smaller files"
             )
     if rules.user_quota is not None:
-        mine = models.Transfer.sender_id == user.id
+        answers = _answers_to(owner_id)
+        mine = or_(models.Transfer.sender_id == owner_id, models.Transfer.id.in_(answers))
         used = _stored_bytes(session, mine, row.id)
-        used += _pending_bytes(session, models.Upload.user_id == user.id, row.id, now)
+        pending = or_(models.Upload.user_id == owner_id, models.Upload.transfer_id.in_(answers))
+        used += _pending_bytes(session, pending, row.id, now)
+        if used + length > rules.user_quota and guest:
+            raise TooLargeError(
+                "the person who asked for these files has no room left on this server: "
+                "ask them to make room, then send again"
+            )
         if used + length > rules.user_quota:
             raise TooLargeError(
                 f"your storage quota ({format_size(rules.user_quota)}) would be exceeded: "
@@ -269,8 +293,11 @@ def finish(session: Session, blobs: BlobStore, state: UploadState, *, now: datet
         return
     key = blobs.complete(state.token, state.parts)
     file_row = session.get(models.TransferFile, row.file_id)
+    transfer = session.get(models.Transfer, row.transfer_id, with_for_update=True)
     row.completed_at = now
-    if file_row is None:  # the transfer went away meanwhile
+    if file_row is None or transfer is None or transfer.state != "uploading":
+        # The transfer went away, was revoked or expired meanwhile: its purge has run, and
+        # would not run again for a blob attached now.
         session.commit()
         blobs.delete(key)
         return

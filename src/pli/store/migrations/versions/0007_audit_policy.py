@@ -85,6 +85,22 @@ def upgrade() -> None:
         "users", sa.Column("downloads_suspended_at", sa.DateTime(timezone=True), nullable=True)
     )
     op.add_column("transfers", sa.Column("purged_at", sa.DateTime(timezone=True), nullable=True))
+    # Transfers that ended before this revision were purged already: an expired one at its
+    # expiry (within a purge round), a revoked or exhausted one at some time before now, which
+    # is the latest moment a breach report can honestly say its files still existed.
+    transfers = sa.table(
+        "transfers", sa.column("state"), sa.column("expires_at"), sa.column("purged_at")
+    )
+    op.execute(
+        transfers.update()
+        .where(transfers.c.state == "expired")
+        .values(purged_at=transfers.c.expires_at)
+    )
+    op.execute(
+        transfers.update()
+        .where(transfers.c.state.in_(("revoked", "exhausted")))
+        .values(purged_at=sa.func.now())
+    )
     # The orphan sweep asks which stored blobs a file still refers to.
     op.create_index("ix_transfer_files_blob_key", "transfer_files", ["blob_key"])
 
