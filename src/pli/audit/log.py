@@ -1,8 +1,8 @@
 """The audit log in the database: `record` is the one way an event gets into it.
 
 A record is appended inside the caller's transaction, so it is committed with the action it
-describes, or rolled back with it. An event whose action fails (a refused login, a failed
-decryption reported by a client) is recorded with `record_apart`, in a transaction of its own.
+describes, or rolled back with it. An event whose action fails (a refused login) is recorded in
+a session of its own (`pli.server.auth.service.login_failed`).
 
 Appends queue behind each other on the single `audit_head` row: the first statement of an
 append is an UPDATE of that row, which takes the database's write lock (SQLite) or the row's
@@ -27,7 +27,6 @@ from sqlalchemy.orm import Session
 from pli.audit.chain import Detail, Event, Record, following, format_time
 from pli.crypto.signing import canonical_json
 from pli.store import models
-from pli.store.db import Database
 
 _address: ContextVar[str | None] = ContextVar("pli_audit_address", default=None)
 
@@ -97,22 +96,6 @@ def record(
         update(models.AuditHead).where(models.AuditHead.id == 1).values(hash=entry.hash)
     )
     session.flush()
-    return entry
-
-
-def record_apart(
-    database: Database,
-    event: Event,
-    *,
-    now: datetime,
-    actor: str | None,
-    subject: str | None = None,
-    details: Mapping[str, Detail] | None = None,
-) -> Record:
-    """Append one record in a transaction of its own, committed before this returns."""
-    with database.session() as session:
-        entry = record(session, event, now=now, actor=actor, subject=subject, details=details)
-        session.commit()
     return entry
 
 
