@@ -24,7 +24,7 @@ from pli.server.transfers.routes import (
     RangeHeader,
     TransferOut,
     blob_response,
-    served_range,
+    recorded,
     transfer_out,
 )
 
@@ -186,9 +186,6 @@ def download(
     now = config.clock()
     key = service.file_by_ticket(session, link_id, file_id, ticket, now=now)
     response = blob_response(blobs, key, range_, if_range)
-    served = served_range(response)
-    if served is not None:
-        first, sent = served
-        transfers.record_download(session, None, link_id, file_id, now=now, first=first, sent=sent)
+    if recorded(session, response, None, link_id, file_id, now=now):
         session.commit()
     return response

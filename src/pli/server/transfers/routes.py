@@ -9,6 +9,7 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Header, Query
 from fastapi.responses import Response, StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
+from sqlalchemy.orm import Session
 
 from pli.audit import log as audit
 from pli.audit.chain import Event
@@ -180,25 +181,30 @@ def download(
     alerts.check_downloads(user)
     key = service.downloadable(session, user, transfer_id, file_id, now=now)
     response = blob_response(blobs, key, range_, if_range)
-    served = served_range(response)
-    if served is not None:
-        first, sent = served
-        service.record_download(
-            session, user, transfer_id, file_id, now=now, first=first, sent=sent
-        )
+    if recorded(session, response, user, transfer_id, file_id, now=now):
         alerts.after(session, user, Event.TRANSFER_DOWNLOADED, rules, now=now)
         session.commit()
     return response
 
 
-def served_range(response: Response) -> tuple[int, int] | None:
-    """(first byte, bytes) a blob response is about to send; None for a refusal."""
+def recorded(
+    session: Session,
+    response: Response,
+    user: models.User | None,
+    transfer_id: str,
+    file_id: str,
+    *,
+    now: datetime,
+) -> bool:
+    """Record the download a blob response is about to serve (which bytes, to whom: None for
+    a share link's ticket), flushed, not committed; False for a refusal, which records nothing."""
     if response.status_code not in (200, 206):
-        return None
+        return False
     sent = int(response.headers.get("content-length", "0"))
     content_range = response.headers.get("content-range", "")
     first = int(content_range.split(" ")[1].split("-")[0]) if content_range else 0
-    return first, sent
+    service.record_download(session, user, transfer_id, file_id, now=now, first=first, sent=sent)
+    return True
 
 
 class FailureReport(BaseModel):
