@@ -4,14 +4,12 @@ never listed, cursors that are malformed or not the caller's, and a constant que
 from __future__ import annotations
 
 import base64
-import contextlib
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import event
+from sqlalchemy import Engine, event
 from sqlalchemy.orm import Session
 
 from pli.errors import UsageError
@@ -19,24 +17,17 @@ from pli.server.auth import service as auth
 from pli.server.transfers import cursor as cursors
 from pli.server.transfers import service
 from pli.store import models
-from pli.store.db import Database, database_url, make_engine, migrate
-from tests.postgres import temporary_database
+from pli.store.db import Database
 
 NOW = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
 DAY = timedelta(days=1)
 
 
-@pytest.fixture(params=["sqlite", "postgres"])
-def db(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Session]:
-    with contextlib.ExitStack() as stack:
-        url = f"sqlite:///{tmp_path / 'pli.db'}"
-        if request.param == "postgres":
-            url = stack.enter_context(temporary_database())
-        engine = make_engine(database_url(tmp_path, url))
-        stack.callback(engine.dispose)
-        migrate(engine)
-        with Database(engine).session() as session:
-            yield session
+@pytest.fixture
+def db(engine: Engine) -> Iterator[Session]:
+    """A session on a migrated database of each backend (the shared `engine` fixture)."""
+    with Database(engine).session() as session:
+        yield session
 
 
 def _user(session: Session, name: str) -> models.User:
