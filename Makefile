@@ -1,5 +1,7 @@
 # `make run`: a server on the embedded default (SQLite + ./pli-data), ready to use.
-# `make test`: ruff, mypy (strict), the whole pytest suite and the dependency audit.
+# `make test`: ruff, mypy (strict), tsc, the whole pytest suite, the web app's unit tests and the
+# dependency audit.
+# `make web`: the web app (web/, TypeScript) built into the server's package (Node.js and npm).
 # `make fuzz-long`: the API fuzzer with many more examples, on SQLite and PostgreSQL.
 PYTHON ?= python3
 VENV := .venv
@@ -8,7 +10,8 @@ DATA ?= pli-data
 HOST ?= 127.0.0.1
 PORT ?= 8080
 
-.PHONY: run test lint typecheck pytest install dev system-deps clean bench audit fuzz-long
+.PHONY: run test lint typecheck pytest install dev system-deps clean bench audit fuzz-long web \
+	web-test
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -26,15 +29,34 @@ install: $(VENV)/.installed
 
 dev: $(VENV)/.installed-dev
 
-run: install
+# The web app, built by web/build.mjs into src/pli/server/webapp/dist/ (served by
+# pli.server.webapp): rebuilt when a source, the build script or the dependencies change.
+WEB_DIST := src/pli/server/webapp/dist/index.html
+WEB_SOURCES := web/build.mjs web/package.json $(wildcard web/tsconfig.json) \
+	$(shell find web/src -type f 2>/dev/null)
+
+web/node_modules: web/package-lock.json
+	npm ci --prefix web --no-audit --no-fund
+	touch $@
+
+$(WEB_DIST): web/node_modules $(WEB_SOURCES)
+	npm run build --prefix web
+
+web: $(WEB_DIST)
+
+web-test: web/node_modules
+	npm test --prefix web
+
+run: install web
 	$(BIN)/pli serve --data $(DATA) --host $(HOST) --port $(PORT)
 
 system-deps:
 	scripts/system-deps.sh
 
-lint: dev
+lint: dev web/node_modules
 	$(BIN)/ruff check src tests benchmarks scripts
 	$(BIN)/ruff format --check src tests benchmarks scripts
+	npm run check --prefix web
 
 typecheck: dev
 	$(BIN)/mypy
@@ -46,21 +68,21 @@ $(CCTV): tests/vectors/cctv/package-lock.json
 	npm ci --prefix tests/vectors/cctv --no-audit --no-fund
 	touch $@
 
-pytest: dev system-deps $(CCTV)
+pytest: dev system-deps $(CCTV) web
 	$(BIN)/pytest -n 2
 
 # Known vulnerabilities in the installed dependencies; exceptions in audit-allowlist.toml.
 audit: dev
 	$(BIN)/python scripts/audit.py
 
-test: lint typecheck pytest audit
+test: lint typecheck pytest web-test audit
 
 fuzz-long: dev system-deps
 	FUZZ_EXAMPLES=$${FUZZ_EXAMPLES:-400} $(BIN)/pytest tests/fuzz --timeout 3600
 	FUZZ_EXAMPLES=$${FUZZ_EXAMPLES:-400} FUZZ_DATABASE=postgres $(BIN)/pytest tests/fuzz --timeout 3600
 
 clean:
-	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache
+	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache src/pli/server/webapp/dist
 
 # `make bench`: every benchmark at full size beside its reference, one table, written to
 # benchmarks/RESULTS.md with the machine's description (several minutes).

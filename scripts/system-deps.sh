@@ -1,13 +1,16 @@
 #!/usr/bin/env bash
-# Installs the system tools the test suite drives for real: the reference `age` CLI and
-# PostgreSQL's client tools (pg_dump, for the compromise drill) and Ceph's radosgw (S3).
+# Installs the system tools the test suite drives for real: the reference `age` CLI,
+# PostgreSQL's client tools (pg_dump, for the compromise drill), Ceph's radosgw (S3), npm (the
+# web app's build and the CCTV vectors) and Chromium (the web app's browser tests).
 # Debian/Ubuntu, as root.
 set -euo pipefail
 missing=()
 command -v age >/dev/null || missing+=(age)
 command -v pg_dump >/dev/null || missing+=(postgresql-client)
-# npm, which fetches the C2SP CCTV age vectors (tests/vectors/cctv)
+# npm, which builds the web app (web/) and fetches the C2SP CCTV age vectors (tests/vectors/cctv)
 command -v npm >/dev/null || missing+=(npm)
+# Chromium, the browser the web app's tests drive (Playwright, tests/browser)
+command -v chromium >/dev/null || missing+=(chromium)
 # nginx (WebDAV) and curl: the references the benchmarks measure pli against.
 command -v nginx >/dev/null || [ -x /usr/sbin/nginx ] || missing+=(nginx)
 command -v curl >/dev/null || missing+=(curl)

@@ -11,6 +11,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from pli.server import webapp
 from pli.server.app import create_app
 from pli.server.config import Settings
 from tests.integration.conftest import PASSWORD, Server, User, make_user, upload_metadata
@@ -19,6 +20,8 @@ ROLES = ("anonymous", "other", "recipient", "sender", "administrator")
 SENDER_TOKEN = "the-token-a-request-url-gives-its-senders"
 T, F = "{transfer_id}", "{file_id}"
 L, R, A = "{link_id}", "{request_id}", "{answer_id}"  # the sender's link and file request
+# The web app's page (pli.server.webapp), or 503 on a server where it is not built.
+WEB = 200 if (webapp.DIST / "index.html").is_file() else 503
 # (method, path) -> expected status per role, in ROLES order. Order matters: revoke and
 # logout run last because they end the transfer and the session. The administrator (an account
 # made with --admin, party to no transfer) is answered like any other user outside the admin API.
@@ -77,8 +80,12 @@ MATRIX: dict[tuple[str, str], tuple[int, int, int, int, int]] = {
     ("GET", f"/api/v1/public/requests/{R}"): (200, 200, 200, 200, 200),
     ("POST", f"/api/v1/public/requests/{R}/answers"): (201, 201, 201, 201, 201),
     ("POST", f"/api/v1/public/answers/{A}/seal"): (409, 409, 409, 409, 409),  # not uploaded
-    ("GET", f"/l/{L}"): (200, 200, 200, 200, 200),  # the landing pages
+    ("GET", f"/l/{L}"): (200, 200, 200, 200, 200),  # the web app, or the landing pages
     ("GET", f"/r/{R}"): (200, 200, 200, 200, 200),
+    ("GET", "/"): (WEB, WEB, WEB, WEB, WEB),  # the web app's one page
+    ("GET", "/app"): (WEB, WEB, WEB, WEB, WEB),
+    ("GET", "/app/{rest:path}"): (WEB, WEB, WEB, WEB, WEB),
+    ("GET", "/assets/{name}"): (404, 404, 404, 404, 404),  # a name that was not built
     ("POST", f"/api/v1/requests/{R}/close"): (401, 404, 404, 200, 404),
     ("DELETE", f"/api/v1/links/{L}"): (401, 404, 404, 204, 404),
     ("POST", "/api/v1/auth/logout-all"): (401, 200, 200, 200, 200),
@@ -174,6 +181,11 @@ PRE_AUTHENTICATION = {
     ("POST", f"/api/v1/public/answers/{A}/seal"),  # with the answer's guest token
     ("GET", f"/l/{L}"),  # static pages: no lookup, nothing echoed
     ("GET", f"/r/{R}"),
+    # The web app: the same static page, and the assets its build listed (pli.server.webapp).
+    ("GET", "/"),
+    ("GET", "/app"),
+    ("GET", "/app/{rest:path}"),
+    ("GET", "/assets/{name}"),
 }
 
 
@@ -236,6 +248,8 @@ def setting(sqlite_server: Server, tmp_path: Path) -> tuple[dict[str, str | None
         "sender": alice.email,
         "administrator": dave.email,
         **_external(sqlite_server.url, _auth(_token(alice))),
+        "rest": "inbox",  # an address inside the web app
+        "name": "app-0000000000000000.js",  # an asset no build made
     }
     return tokens, ids
 
@@ -301,7 +315,7 @@ def test_authorization_matrix(
     with httpx.Client(base_url=sqlite_server.url, timeout=30) as http:
         for (method, template), expected in MATRIX.items():
             renamed = {k: ids[v] for k, v in PATH_IDS.get((method, template), {}).items()}
-            path = template.format(**{**ids, **renamed})
+            path = template.replace(":path}", "}").format(**{**ids, **renamed})
             for role, status in zip(ROLES, expected, strict=True):
                 token = tokens[role]
                 if token and (method, template) in FRESH_SESSION:

@@ -12,7 +12,7 @@ from starlette.concurrency import run_in_threadpool
 
 from pli import __version__
 from pli.audit import checkpointer
-from pli.server import deps, landing, metrics, notify, problems, purge
+from pli.server import deps, metrics, notify, problems, purge, webapp
 from pli.server.admin.routes import router as admin_router
 from pli.server.auth import tokens
 from pli.server.auth.routes import router as auth_router
@@ -80,7 +80,7 @@ def create_app(settings: Settings) -> FastAPI:
         requests_routes.public,
         admin_router,
         metrics.router,
-        landing.router,
+        webapp.router(webapp.load(settings.web_dist or webapp.DIST)),
     ):
         app.include_router(router)
 

@@ -109,6 +109,8 @@ class Settings:
     audit_syslog: str | None = None  # PLI_AUDIT_SYSLOG: udp://HOST:PORT or unix:/dev/log
     # PLI_AUDIT_KEY, a private seed shared by instances (else DATA/audit-key): never in a repr
     audit_key_b64: str | None = field(default=None, repr=False)
+    # The built web app (pli.server.webapp): None, the one inside the package
+    web_dist: Path | None = None  # PLI_WEB_DIST
 
     @classmethod
     def from_env(cls, data_dir: Path) -> Settings:
@@ -147,6 +149,7 @@ class Settings:
             audit_checkpoints=_checkpoint_file(env.get("PLI_AUDIT_CHECKPOINTS", "")),
             audit_syslog=_syslog(env.get("PLI_AUDIT_SYSLOG", "")),
             audit_key_b64=_audit_key(env.get("PLI_AUDIT_KEY", "")),
+            web_dist=_web_dist(env.get("PLI_WEB_DIST", "")),
         )
 
 
@@ -218,6 +221,15 @@ def syslog_address(text: str) -> tuple[str, int] | str:
     if parts.scheme != "udp" or not parts.hostname or port is None or parts.path.strip("/"):
         raise ConfigError(hint)
     return parts.hostname, port
+
+
+def _web_dist(text: str) -> Path | None:
+    if not text.strip():
+        return None
+    path = Path(text.strip())
+    if not path.is_dir():  # a mistyped path would otherwise look like a web app not built
+        raise ConfigError(f"PLI_WEB_DIST {text!r} must name a directory (a build of web/)")
+    return path
 
 
 def _audit_key(text: str) -> str | None:

@@ -1,5 +1,5 @@
-"""What a browser shows at a link's or a request's URL (`/l/{id}`, `/r/{id}`), until a web
-application exists: how to open it with the command line, in English and French.
+"""What a browser shows at a link's or a request's URL (`/l/{id}`, `/r/{id}`) when the web app
+is not built (see pli.server.webapp): how to open it with the command line, in English and French.
 
 The page is the same bytes whatever the id: nothing is looked up, nothing is echoed, and it
 holds no script and no style, so the API's content security policy (nothing may load) holds.
@@ -32,8 +32,8 @@ def _page(command: str, what_en: str, what_fr: str) -> bytes:
 <main>
 <section lang="en">
 <h1>pli: end-to-end encrypted file exchange</h1>
-<p>This address is {what_en}. Until pli has a web application, open it with the pli
-command line:</p>
+<p>This address is {what_en}. This server does not serve pli's web application: open it
+with the pli command line:</p>
 <pre><code>{code}</code></pre>
 <p>where URL is the whole address you were given, including the part after #.</p>
 <p>The part after # is the key: your browser does not send it to this server, and
@@ -41,8 +41,8 @@ neither does pli. It never leaves your machine.</p>
 </section>
 <section lang="fr">
 <h1>pli : \u00e9change de fichiers chiffr\u00e9 de bout en bout</h1>
-<p>Cette adresse est {what_fr}. En attendant l\u2019application web de pli, ouvrez-la
-avec la ligne de commande pli\u00a0:</p>
+<p>Cette adresse est {what_fr}. Ce serveur ne sert pas l\u2019application web de pli\u00a0:
+ouvrez-la avec la ligne de commande pli\u00a0:</p>
 <pre><code>{code}</code></pre>
 <p>o\u00f9 URL est l\u2019adresse compl\u00e8te que vous avez re\u00e7ue, y compris la
 partie apr\u00e8s #.</p>

@@ -305,7 +305,9 @@ def test_routes_without_an_account_are_rate_limited_per_address(tmp_path: Path) 
 
 
 def test_the_landing_pages_are_static_and_echo_nothing(tmp_path: Path) -> None:
-    app = harden(create_app(Settings(data_dir=tmp_path)), Settings(data_dir=tmp_path))
+    (tmp_path / "no-web-app").mkdir()  # they are what /l/ and /r/ show when it is not built
+    settings = Settings(data_dir=tmp_path, web_dist=tmp_path / "no-web-app")
+    app = harden(create_app(settings), settings)
     http = Http(app, "http://pli")
     try:
         for kind, command in (("l", "pli link get"), ("r", "pli request send")):

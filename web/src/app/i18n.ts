@@ -1,0 +1,399 @@
+/**
+ * French and English. The language comes from the browser (`navigator.languages`) unless the
+ * user picked one with the switch, which is remembered on this browser only.
+ */
+
+export type Lang = "en" | "fr";
+
+const STORE = "pli:lang";
+
+const en = {
+  appName: "pli",
+  tagline: "End-to-end encrypted file exchange",
+  skip: "Skip to content",
+  switchTo: "Français",
+  switchLabel: "Afficher en français",
+  navInbox: "Inbox",
+  navOutbox: "Sent",
+  navSend: "Send files",
+  navKeys: "Keys",
+  navSignOut: "Sign out",
+  signInTitle: "Sign in",
+  email: "Email",
+  password: "Password",
+  otp: "Code from your authenticator app",
+  otpHint: "Six digits, or one of your recovery codes.",
+  signIn: "Sign in",
+  signingIn: "Signing in…",
+  badLogin: "The email or the password is wrong.",
+  otpNeeded: "Enter the code from your authenticator app.",
+  tooMany: "Too many attempts. Wait a few minutes, then try again.",
+  unlockTitle: "Unlock your keys",
+  unlockIntro:
+    "Your private keys are stored on the server encrypted under your passphrase, which the server never sees. Type it to decrypt them in this browser.",
+  passphrase: "Passphrase",
+  unlock: "Unlock",
+  unlocking: "Unlocking… (this takes a few seconds)",
+  badPassphrase: "This passphrase does not unlock your keys.",
+  noEscrowTitle: "Set up your keys",
+  noEscrowCli:
+    "This account already has keys on another device, which this browser cannot unlock. You can create keys for this browser below: your correspondents will see a new device and will have to accept it before they can send to you again. Or run `pli keys init --escrow` on a new device to keep a copy this browser can unlock.",
+  createIntro:
+    "pli encrypts files in your browser to your correspondents' keys. Create your keys: they are encrypted under a passphrase only you know before they are stored on the server.",
+  newPassphrase: "New passphrase",
+  repeatPassphrase: "Repeat the passphrase",
+  passphraseHint:
+    "At least 16 characters, different from your password. Nobody can recover it for you: without it, files sent to you cannot be opened.",
+  createKeys: "Create my keys",
+  creating: "Creating your keys…",
+  passphraseMismatch: "The two passphrases differ.",
+  passphraseShort: "Use at least 16 characters.",
+  passphraseIsPassword: "Use a passphrase different from your password.",
+  inboxTitle: "Inbox",
+  outboxTitle: "Sent",
+  empty: "Nothing here yet.",
+  loading: "Loading…",
+  from: "From",
+  to: "To",
+  files: "Files",
+  expires: "Expires",
+  state: "State",
+  open: "Open",
+  more: "Show more",
+  verified: "Signature verified",
+  unverifiedKey: "key not yet verified with them",
+  problem: "Problem",
+  sendTitle: "Send files",
+  recipients: "Recipients",
+  recipientsHint: "Email addresses, separated by commas.",
+  chooseFiles: "Choose files",
+  dropHere: "or drop them here",
+  expiry: "Expires in",
+  message: "Message (encrypted)",
+  send: "Encrypt and send",
+  cancel: "Cancel",
+  sending: "Encrypting and sending…",
+  sent: "Sent. Only the recipients can decrypt it.",
+  noFiles: "Choose at least one file.",
+  noRecipients: "Name at least one recipient.",
+  remove: "Remove",
+  day1: "1 day",
+  day7: "7 days",
+  day30: "30 days",
+  transferTitle: "Transfer",
+  sender: "Sender",
+  fingerprint: "Fingerprint",
+  download: "Download",
+  downloading: "Decrypting…",
+  downloaded: "Decrypted and checked.",
+  keysTitle: "Keys",
+  yourKey: "Your key",
+  yourFingerprint: "Your fingerprint",
+  correspondents: "Correspondents' keys",
+  verifyHow:
+    "To verify a key, call the person and compare the fingerprint you see here with the one they see on their own keys page (or with `pli keys show`). If they match, nobody has slipped another key in between.",
+  noCorrespondents: "You have not exchanged files with anyone yet.",
+  device: "Device",
+  keysChanged: "The keys of {email} changed since you last used them. Check their new fingerprint with them before you trust it.",
+  trustNew: "Trust the new keys",
+  firstUse: "First exchange with {email}: their key is now remembered, not yet verified.",
+  speed: "{done} of {total} · {speed}/s · {left} left",
+  cancelled: "Cancelled.",
+  networkLost: "Connection lost; retrying…",
+  failed: "It did not work: {reason}",
+  notFound: "This page does not exist.",
+  gone: "This transfer has expired or was revoked.",
+  back: "Back to the inbox",
+  language: "Language",
+  linkTitle: "A share link",
+  requestTitle: "A file request",
+  landingCli: "Open it with the pli command line:",
+  linkCommand: "pli link get 'URL'",
+  requestCommand: "pli request send 'URL' FILE...",
+  landingUrl: "where URL is the whole address you were given, including the part after #.",
+  fragmentNote:
+    "The part after # is the key: your browser does not send it to this server, and neither does pli. It never leaves your machine.",
+  navLinks: "Links",
+  navRequests: "Requests",
+  linksTitle: "Share links",
+  linksIntro: "A link lets someone without an account download files. The key is in the link itself, after #: the server never sees it.",
+  newLink: "New link",
+  maxDownloads: "Downloads allowed",
+  unlimited: "No limit",
+  linkPassphrase: "Passphrase (optional)",
+  linkPassphraseHint: "If you set one, give it to the recipient another way, by phone for instance.",
+  createLink: "Encrypt and create the link",
+  linkReady: "The link is ready. Copy it now: it cannot be shown again.",
+  copy: "Copy",
+  copied: "Copied.",
+  yourLinks: "Your links",
+  downloadsUsed: "{used} downloads, {left} left",
+  downloadsUsedNoLimit: "{used} downloads",
+  revoke: "Revoke",
+  revoked: "Revoked.",
+  linkOpenTitle: "Files shared with you",
+  linkOpenIntro: "These files are encrypted. Your browser decrypts them with the key in the address, which the server never receives.",
+  linkNeedsPassphrase: "This link is protected by a passphrase. The sender should have given it to you another way.",
+  openLink: "Open",
+  opening: "Opening…",
+  signedBy: "Signed by {email}",
+  claimNote: "Not verified: compare this fingerprint with the sender's, by phone for instance.",
+  linkBroken: "This link is incomplete or was altered: ask its sender for it again.",
+  wrongLinkPassphrase: "Wrong passphrase for this link (or the link was altered).",
+  linkGone: "This link does not exist or is no longer available.",
+  requestsTitle: "File requests",
+  requestsIntro: "A request lets someone without an account send you files, encrypted in their browser to a key only your devices hold.",
+  newRequest: "New request",
+  requestTitleLabel: "What you are asking for (encrypted)",
+  maxFiles: "Files allowed",
+  createRequest: "Create the request",
+  requestReady: "The request is ready. Send this address to the person who should send you files:",
+  yourRequests: "Your requests",
+  closeRequest: "Close",
+  closed: "Closed.",
+  filesUsed: "{used} of {max} files received",
+  answerTitle: "Send files",
+  answerIntro: "Your files are encrypted in this browser before they are sent; only the person who asked can open them.",
+  requestedBy: "Asked by {email}",
+  yourName: "Your name (shown to them as you type it)",
+  answerSend: "Encrypt and send",
+  answerSent: "Sent. The person who asked will find your files in their inbox.",
+  requestBroken: "This request link is incomplete or was altered: ask for it again.",
+  requestGone: "This request does not exist or is no longer open.",
+  left: "Still accepted: {files} files, {bytes}",
+  answerFrom: "Answer to your request, from someone who says they are “{name}”",
+  pinnedBefore: "Keys you had for them:",
+  offeredNow: "Keys the server gives now:",
+  comparedWith: "I compared the new fingerprints with {email} (by phone, for instance), and they match",
+  confirmFirst: "Compare the fingerprints with them first, then tick the box.",
+  trusted: "The new keys are trusted. Try again.",
+  signInPassword: "Your sign-in password",
+  signInPasswordHint: "To check that the passphrase is different from it. It is checked by the server as at sign-in; the passphrase never leaves this page.",
+  expiryMismatch: "The server set a later expiry than the one you chose: nothing was sent.",
+  requester: "Asked by",
+  navigation: "Main menu",
+  signedInAs: "Signed in as {email}",
+};
+
+export type Key = keyof typeof en;
+
+const fr: Record<Key, string> = {
+  appName: "pli",
+  tagline: "Échange de fichiers chiffré de bout en bout",
+  skip: "Aller au contenu",
+  switchTo: "English",
+  switchLabel: "Show in English",
+  navInbox: "Reçus",
+  navOutbox: "Envoyés",
+  navSend: "Envoyer",
+  navKeys: "Clés",
+  navSignOut: "Se déconnecter",
+  signInTitle: "Connexion",
+  email: "Adresse électronique",
+  password: "Mot de passe",
+  otp: "Code de votre application d’authentification",
+  otpHint: "Six chiffres, ou l’un de vos codes de secours.",
+  signIn: "Se connecter",
+  signingIn: "Connexion…",
+  badLogin: "L’adresse ou le mot de passe est faux.",
+  otpNeeded: "Saisissez le code de votre application d’authentification.",
+  tooMany: "Trop de tentatives. Attendez quelques minutes puis réessayez.",
+  unlockTitle: "Déverrouiller vos clés",
+  unlockIntro:
+    "Vos clés privées sont gardées sur le serveur, chiffrées sous votre phrase secrète, que le serveur ne voit jamais. Saisissez-la pour les déchiffrer dans ce navigateur.",
+  passphrase: "Phrase secrète",
+  unlock: "Déverrouiller",
+  unlocking: "Déverrouillage… (quelques secondes)",
+  badPassphrase: "Cette phrase secrète n’ouvre pas vos clés.",
+  noEscrowTitle: "Créer vos clés",
+  noEscrowCli:
+    "Ce compte a déjà des clés sur un autre appareil, que ce navigateur ne peut pas ouvrir. Vous pouvez créer ci-dessous des clés pour ce navigateur : vos correspondants verront un nouvel appareil et devront l’accepter avant de pouvoir vous envoyer à nouveau des fichiers. Ou lancez `pli keys init --escrow` sur un nouvel appareil pour en garder une copie que ce navigateur peut ouvrir.",
+  createIntro:
+    "pli chiffre les fichiers dans votre navigateur pour les clés de vos correspondants. Créez vos clés : elles sont chiffrées sous une phrase secrète connue de vous seul avant d’être gardées sur le serveur.",
+  newPassphrase: "Nouvelle phrase secrète",
+  repeatPassphrase: "Répétez la phrase secrète",
+  passphraseHint:
+    "Au moins 16 caractères, différente de votre mot de passe. Personne ne peut la retrouver pour vous : sans elle, les fichiers qu’on vous envoie ne peuvent pas être ouverts.",
+  createKeys: "Créer mes clés",
+  creating: "Création de vos clés…",
+  passphraseMismatch: "Les deux phrases secrètes diffèrent.",
+  passphraseShort: "Utilisez au moins 16 caractères.",
+  passphraseIsPassword: "Choisissez une phrase secrète différente de votre mot de passe.",
+  inboxTitle: "Reçus",
+  outboxTitle: "Envoyés",
+  empty: "Rien pour l’instant.",
+  loading: "Chargement…",
+  from: "De",
+  to: "À",
+  files: "Fichiers",
+  expires: "Expire",
+  state: "État",
+  open: "Ouvrir",
+  more: "Afficher la suite",
+  verified: "Signature vérifiée",
+  unverifiedKey: "clé pas encore vérifiée avec cette personne",
+  problem: "Problème",
+  sendTitle: "Envoyer des fichiers",
+  recipients: "Destinataires",
+  recipientsHint: "Adresses électroniques, séparées par des virgules.",
+  chooseFiles: "Choisir des fichiers",
+  dropHere: "ou déposez-les ici",
+  expiry: "Expire dans",
+  message: "Message (chiffré)",
+  send: "Chiffrer et envoyer",
+  cancel: "Annuler",
+  sending: "Chiffrement et envoi…",
+  sent: "Envoyé. Seuls les destinataires peuvent le déchiffrer.",
+  noFiles: "Choisissez au moins un fichier.",
+  noRecipients: "Indiquez au moins un destinataire.",
+  remove: "Retirer",
+  day1: "1 jour",
+  day7: "7 jours",
+  day30: "30 jours",
+  transferTitle: "Envoi",
+  sender: "Expéditeur",
+  fingerprint: "Empreinte",
+  download: "Télécharger",
+  downloading: "Déchiffrement…",
+  downloaded: "Déchiffré et vérifié.",
+  keysTitle: "Clés",
+  yourKey: "Votre clé",
+  yourFingerprint: "Votre empreinte",
+  correspondents: "Clés de vos correspondants",
+  verifyHow:
+    "Pour vérifier une clé, appelez la personne et comparez l’empreinte affichée ici avec celle qu’elle voit sur sa propre page Clés (ou avec `pli keys show`). Si elles sont identiques, personne n’a glissé une autre clé entre vous.",
+  noCorrespondents: "Vous n’avez encore échangé de fichiers avec personne.",
+  device: "Appareil",
+  keysChanged: "Les clés de {email} ont changé depuis votre dernier échange. Vérifiez leur nouvelle empreinte avec cette personne avant de leur faire confiance.",
+  trustNew: "Faire confiance aux nouvelles clés",
+  firstUse: "Premier échange avec {email} : sa clé est désormais mémorisée, pas encore vérifiée.",
+  speed: "{done} sur {total} · {speed}/s · reste {left}",
+  cancelled: "Annulé.",
+  networkLost: "Connexion perdue ; nouvelle tentative…",
+  failed: "Échec : {reason}",
+  notFound: "Cette page n’existe pas.",
+  gone: "Cet envoi a expiré ou a été révoqué.",
+  back: "Retour aux fichiers reçus",
+  language: "Langue",
+  linkTitle: "Un lien de partage",
+  requestTitle: "Une demande de fichiers",
+  landingCli: "Ouvrez-le avec la ligne de commande pli :",
+  linkCommand: "pli link get 'URL'",
+  requestCommand: "pli request send 'URL' FICHIER...",
+  landingUrl: "où URL est l’adresse complète que vous avez reçue, y compris la partie après #.",
+  fragmentNote:
+    "La partie après # est la clé : votre navigateur ne l’envoie pas à ce serveur, et pli non plus. Elle ne quitte jamais votre machine.",
+  navLinks: "Liens",
+  navRequests: "Demandes",
+  linksTitle: "Liens de partage",
+  linksIntro: "Un lien permet à quelqu’un sans compte de télécharger des fichiers. La clé est dans le lien lui-même, après # : le serveur ne la voit jamais.",
+  newLink: "Nouveau lien",
+  maxDownloads: "Téléchargements autorisés",
+  unlimited: "Sans limite",
+  linkPassphrase: "Phrase secrète (facultative)",
+  linkPassphraseHint: "Si vous en mettez une, transmettez-la au destinataire par un autre moyen, par téléphone par exemple.",
+  createLink: "Chiffrer et créer le lien",
+  linkReady: "Le lien est prêt. Copiez-le maintenant : il ne pourra plus être affiché.",
+  copy: "Copier",
+  copied: "Copié.",
+  yourLinks: "Vos liens",
+  downloadsUsed: "{used} téléchargements, reste {left}",
+  downloadsUsedNoLimit: "{used} téléchargements",
+  revoke: "Révoquer",
+  revoked: "Révoqué.",
+  linkOpenTitle: "Fichiers partagés avec vous",
+  linkOpenIntro: "Ces fichiers sont chiffrés. Votre navigateur les déchiffre avec la clé contenue dans l’adresse, que le serveur ne reçoit jamais.",
+  linkNeedsPassphrase: "Ce lien est protégé par une phrase secrète. L’expéditeur a dû vous la donner par un autre moyen.",
+  openLink: "Ouvrir",
+  opening: "Ouverture…",
+  signedBy: "Signé par {email}",
+  claimNote: "Non vérifié : comparez cette empreinte avec celle de l’expéditeur, par téléphone par exemple.",
+  linkBroken: "Ce lien est incomplet ou a été modifié : redemandez-le à son expéditeur.",
+  wrongLinkPassphrase: "Mauvaise phrase secrète pour ce lien (ou le lien a été modifié).",
+  linkGone: "Ce lien n’existe pas ou n’est plus disponible.",
+  requestsTitle: "Demandes de fichiers",
+  requestsIntro: "Une demande permet à quelqu’un sans compte de vous envoyer des fichiers, chiffrés dans son navigateur pour une clé que seuls vos appareils détiennent.",
+  newRequest: "Nouvelle demande",
+  requestTitleLabel: "Ce que vous demandez (chiffré)",
+  maxFiles: "Fichiers autorisés",
+  createRequest: "Créer la demande",
+  requestReady: "La demande est prête. Envoyez cette adresse à la personne qui doit vous transmettre des fichiers :",
+  yourRequests: "Vos demandes",
+  closeRequest: "Fermer",
+  closed: "Fermée.",
+  filesUsed: "{used} fichiers reçus sur {max}",
+  answerTitle: "Envoyer des fichiers",
+  answerIntro: "Vos fichiers sont chiffrés dans ce navigateur avant d’être envoyés ; seule la personne qui les demande peut les ouvrir.",
+  requestedBy: "Demandé par {email}",
+  yourName: "Votre nom (affiché tel que vous le saisissez)",
+  answerSend: "Chiffrer et envoyer",
+  answerSent: "Envoyé. La personne qui vous les a demandés les trouvera dans ses fichiers reçus.",
+  requestBroken: "Ce lien de demande est incomplet ou a été modifié : redemandez-le.",
+  requestGone: "Cette demande n’existe pas ou n’est plus ouverte.",
+  left: "Encore acceptés : {files} fichiers, {bytes}",
+  answerFrom: "Réponse à votre demande, de quelqu’un qui dit s’appeler « {name} »",
+  pinnedBefore: "Clés que vous aviez pour cette personne :",
+  offeredNow: "Clés que le serveur donne maintenant :",
+  comparedWith: "J’ai comparé les nouvelles empreintes avec {email} (par téléphone par exemple), et elles sont identiques",
+  confirmFirst: "Comparez d’abord les empreintes avec cette personne, puis cochez la case.",
+  trusted: "Les nouvelles clés sont acceptées. Réessayez.",
+  signInPassword: "Votre mot de passe de connexion",
+  signInPasswordHint: "Pour vérifier que la phrase secrète en est différente. Le serveur le vérifie comme à la connexion ; la phrase secrète ne quitte jamais cette page.",
+  expiryMismatch: "Le serveur a fixé une expiration plus tardive que celle choisie : rien n’a été envoyé.",
+  requester: "Demandé par",
+  navigation: "Menu principal",
+  signedInAs: "Connecté en tant que {email}",
+};
+
+const dictionaries: Record<Lang, Record<Key, string>> = { en, fr };
+
+export function chosenLang(): Lang {
+  const stored = localStorage.getItem(STORE);
+  if (stored === "en" || stored === "fr") return stored;
+  for (const tag of navigator.languages ?? [navigator.language]) {
+    const base = tag.toLowerCase().split("-")[0];
+    if (base === "fr" || base === "en") return base;
+  }
+  return "en";
+}
+
+let current: Lang = "en";
+
+export function setLang(lang: Lang, remember: boolean): void {
+  current = lang;
+  document.documentElement.lang = lang;
+  if (remember) localStorage.setItem(STORE, lang);
+}
+
+export function lang(): Lang {
+  return current;
+}
+
+/** The text for `key` in the current language, with `{name}` placeholders filled in. */
+export function t(key: Key, values: Record<string, string> = {}): string {
+  return dictionaries[current][key].replace(/\{(\w+)\}/g, (_, name: string) => values[name] ?? "");
+}
+
+/** A byte count as people read it, in the current language's number format. */
+export function formatBytes(n: number): string {
+  const units = current === "fr" ? ["o", "Kio", "Mio", "Gio", "Tio"] : ["B", "KiB", "MiB", "GiB", "TiB"];
+  let value = n;
+  let unit = 0;
+  while (value >= 1024 && unit < units.length - 1) {
+    value /= 1024;
+    unit += 1;
+  }
+  const digits = unit === 0 ? 0 : value < 10 ? 1 : 0;
+  return `${value.toLocaleString(current, { maximumFractionDigits: digits })} ${units[unit]}`;
+}
+
+export function formatDate(iso: string): string {
+  const date = new Date(iso);
+  return Number.isNaN(date.getTime()) ? iso : date.toLocaleString(current, { dateStyle: "medium", timeStyle: "short" });
+}
+
+export function formatSeconds(s: number): string {
+  if (!Number.isFinite(s)) return "…";
+  const m = Math.floor(s / 60);
+  return m > 0 ? `${m} min ${Math.round(s % 60)} s` : `${Math.round(s)} s`;
+}

@@ -1,0 +1,132 @@
+/**
+ * One transfer: who signed it (with their key's fingerprint), its message and files, each
+ * downloaded, decrypted and checked in the worker, then offered to save only once it passed.
+ */
+
+import { fingerprint, type Identity } from "../../crypto/keys.js";
+import type { ManifestFile } from "../../crypto/manifest.js";
+import { ApiError, call, path, type TransferOut } from "../api.js";
+import { h, replace, status } from "../dom.js";
+import { formatBytes, formatDate, formatSeconds, t } from "../i18n.js";
+import { Cancelled, type Progress, type Running } from "../jobs.js";
+import { linkTo } from "../router.js";
+import { unlocked } from "../state.js";
+import { download, receipt, reportFailure, verify, type Verified } from "../transfers.js";
+import { verifiedAnswer } from "../requests.js";
+import { KeysChanged } from "../trust.js";
+import { keysChanged } from "./changed.js";
+import { signedRecipients } from "./boxes.js";
+import { checkNotExpired } from "../../crypto/manifest.js";
+import { GoneError, PliError } from "../../crypto/errors.js";
+import { saveBlob } from "../save.js";
+
+export function transfer(id: string): HTMLElement {
+  const section = h("section", {}, h("h1", {}, t("transferTitle")), status("info", t("loading")));
+  void show(id, section);
+  return section;
+}
+
+async function show(id: string, section: HTMLElement): Promise<void> {
+  const me = unlocked();
+  if (!me) return;
+  try {
+    const answer = await call<TransferOut>("GET", path`/api/v1/transfers/${id}`);
+    if (answer.id !== id) throw new Error("the server answered for another transfer");
+    if (answer.kind === "answer") return replace(section, h("h1", {}, t("transferTitle")), ...(await answered(answer, me)));
+    const verified = await verify(answer, me);
+    checkNotExpired(verified.doc.expires);
+    replace(section, h("h1", {}, t("transferTitle")), await sender(verified), ...body(verified, me));
+  } catch (error) {
+    if (error instanceof KeysChanged) return replace(section, h("h1", {}, t("transferTitle")), keysChanged(error, me.device.email));
+    if (error instanceof PliError && !(error instanceof GoneError)) void reportFailure(id, error);
+    const text = (error instanceof ApiError && error.status === 410) || error instanceof GoneError ? t("gone") : error instanceof Error ? error.message : String(error);
+    replace(section, h("h1", {}, t("transferTitle")), status("error", text), linkTo({ page: "inbox" }, t("back")));
+  }
+}
+
+async function sender(verified: Verified): Promise<HTMLElement> {
+  const { doc } = verified;
+  return h(
+    "dl",
+    { class: "facts" },
+    h("dt", {}, t("sender")),
+    h("dd", {}, doc.sender.email, " ", h("span", { class: "badge ok" }, t("verified"))),
+    h("dt", {}, t("fingerprint")),
+    h("dd", {}, h("code", { class: "fingerprint" }, await fingerprint(doc.sender)), verified.firstUse ? h("small", {}, ` (${t("unverifiedKey")})`) : null),
+    h("dt", {}, t("to")),
+    h("dd", {}, signedRecipients(doc).join(", ") || "—"),
+    h("dt", {}, t("expires")),
+    h("dd", {}, formatDate(doc.expires)),
+  );
+}
+
+function body(verified: Verified, me: Identity): HTMLElement[] {
+  const fetched = new Set<string>();
+  const rows = verified.doc.files.map((file) =>
+    fileRow(file, (progress) => download(verified.transfer.id, me.ageIdentity, file, progress), () => {
+      fetched.add(file.id);
+      const mine = verified.transfer.sender === me.device.email;
+      if (fetched.size === verified.doc.files.length && !mine) void receipt(verified.transfer.id);
+    }, (error) => void reportFailure(verified.transfer.id, error)),
+  );
+  const heading = h("h2", {}, t("files"));
+  const list = h("ul", { class: "files" }, ...rows);
+  if (!verified.doc.message) return [heading, list];
+  return [h("blockquote", { class: "message" }, verified.doc.message), heading, list];
+}
+
+/** A file with its Download button: `start` runs the checked download; saved only if it passed. */
+export function fileRow(
+  file: ManifestFile,
+  start: (progress: (p: Progress) => void) => Running<Blob>,
+  saved: () => void,
+  failed: (error: PliError) => void = () => undefined,
+): HTMLElement {
+  const button = h("button", { type: "button", "aria-label": `${t("download")} ${file.name}` }, t("download"));
+  const bar = h("progress", { max: 1, value: 0, hidden: true, "aria-label": file.name });
+  const line = h("div", { "aria-live": "polite" });
+  button.addEventListener("click", () => {
+    button.disabled = true;
+    bar.hidden = false;
+    replace(line, status("info", t("downloading")));
+    const started = performance.now();
+    start((p: Progress) => progressed(bar, line, p, started)).done.then(
+      (blob) => {
+        saveBlob(blob, file.name);
+        replace(line, status("ok", t("downloaded")));
+        saved();
+      },
+      (error: unknown) => {
+        if (error instanceof PliError && !(error instanceof Cancelled)) failed(error);
+        replace(line, status("error", error instanceof Cancelled ? t("cancelled") : t("failed", { reason: error instanceof Error ? error.message : String(error) })));
+      },
+    ).finally(() => (button.disabled = false));
+  });
+  return h("li", {}, h("span", { class: "name" }, file.name), h("span", { class: "size" }, formatBytes(file.size)), button, bar, line);
+}
+
+/** An answer to one of our requests: opened with the request's keys, its sender a claim. */
+async function answered(transfer: TransferOut, me: Identity): Promise<HTMLElement[]> {
+  const { answer, keys } = await verifiedAnswer(me, transfer);
+  const fetched = new Set<string>();
+  const rows = answer.files.map((file) =>
+    fileRow(file, (progress) => download(transfer.id, keys.identity, file, progress), () => {
+      fetched.add(file.id);
+      if (fetched.size === answer.files.length) void receipt(transfer.id);
+    }, (error) => void reportFailure(transfer.id, error)),
+  );
+  const nodes: HTMLElement[] = [h("p", {}, t("answerFrom", { name: answer.name }))];
+  if (answer.message) nodes.push(h("blockquote", { class: "message" }, answer.message));
+  return [...nodes, h("h2", {}, t("files")), h("ul", { class: "files" }, ...rows)];
+}
+
+export function progressed(bar: HTMLProgressElement, line: HTMLElement, p: Progress, started: number): void {
+  if (p.retrying) return replace(line, status("info", t("networkLost")));
+  if (p.total <= 0) return;
+  bar.max = p.total;
+  bar.value = p.done;
+  const seconds = (performance.now() - started) / 1000;
+  const speed = seconds > 0 ? p.done / seconds : 0;
+  const left = speed > 0 ? (p.total - p.done) / speed : Infinity;
+  replace(line, status("info", t("speed", { done: formatBytes(p.done), total: formatBytes(p.total), speed: formatBytes(speed), left: formatSeconds(left) })));
+}

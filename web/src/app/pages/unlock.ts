@@ -1,0 +1,123 @@
+/**
+ * Unlock the keys the account keeps on the server (only ciphertext: an age file under the
+ * user's passphrase), or create keys for a first-time user. Either way the private keys are
+ * decrypted or made here, in this page, and never sent in clear.
+ */
+
+import { base64Padded, fromBase64Padded } from "../../crypto/b64.js";
+import { newIdentity, sealIdentity, unsealIdentity, type Identity } from "../../crypto/keys.js";
+import { ApiError, call, path, type DeviceKeys, type Escrowed } from "../api.js";
+import { field, h, replace, status } from "../dom.js";
+import { t } from "../i18n.js";
+import { go, takeNext } from "../router.js";
+import { setIdentity, signedIn } from "../state.js";
+import { fetchKeys, pin } from "../trust.js";
+
+const MIN_PASSPHRASE = 16;
+
+export function unlock(): HTMLElement {
+  const section = h("section", { class: "narrow" }, h("p", {}, t("loading")));
+  void call<Escrowed[]>("GET", "/api/v1/me/escrow").then(
+    (escrowed) => replace(section, ...(escrowed.length ? unlockForm(escrowed) : createForm())),
+    (error: unknown) => replace(section, status("error", t("failed", { reason: String(error) }))),
+  );
+  return section;
+}
+
+function unlockForm(escrowed: Escrowed[]): HTMLElement[] {
+  const passphrase = h("input", { type: "password", name: "passphrase", autocomplete: "off", required: true });
+  const message = h("div", { "aria-live": "polite" });
+  const button = h("button", { type: "submit" }, t("unlock"));
+  const form = h("form", {}, field(t("passphrase"), passphrase), message, button);
+  form.addEventListener("submit", (event) => {
+    event.preventDefault();
+    button.disabled = true;
+    replace(message, status("info", t("unlocking")));
+    void opened(escrowed, passphrase.value).then(
+      (identity) => (identity ? done(identity) : replace(message, status("error", t("badPassphrase")))),
+      () => replace(message, status("error", t("badPassphrase"))),
+    ).finally(() => (button.disabled = false));
+  });
+  return [h("h1", {}, t("unlockTitle")), h("p", {}, t("unlockIntro")), form];
+}
+
+async function opened(escrowed: Escrowed[], passphrase: string): Promise<Identity | null> {
+  for (const entry of escrowed) {
+    try {
+      return await unsealIdentity(fromBase64Padded(entry.escrow), passphrase);
+    } catch {
+      // another device's key, or the wrong passphrase: try the next one
+    }
+  }
+  return null;
+}
+
+function done(identity: Identity): void {
+  setIdentity(identity);
+  go(takeNext(), true);
+}
+
+function createForm(): HTMLElement[] {
+  const first = h("input", { type: "password", name: "new-passphrase", autocomplete: "new-password", required: true, minlength: MIN_PASSPHRASE });
+  const second = h("input", { type: "password", name: "repeat-passphrase", autocomplete: "new-password", required: true });
+  const login = h("input", { type: "password", name: "login-password", autocomplete: "current-password", required: true });
+  const message = h("div", { "aria-live": "polite" });
+  const button = h("button", { type: "submit" }, t("createKeys"));
+  const intro = h("p", {}, t("createIntro"));
+  const form = h(
+    "form",
+    { novalidate: true },
+    field(t("newPassphrase"), first, t("passphraseHint")),
+    field(t("repeatPassphrase"), second),
+    field(t("signInPassword"), login, t("signInPasswordHint")),
+    message,
+    button,
+  );
+  void hasDevices().then((yes) => yes && intro.after(h("p", { class: "status info" }, t("noEscrowCli"))));
+  form.addEventListener("submit", (event) => {
+    event.preventDefault();
+    button.disabled = true;
+    replace(message, status("info", t("creating")));
+    void create(first.value, second.value, login.value).then(
+      (problem) => problem && replace(message, status("error", problem)),
+      (error: unknown) => replace(message, status("error", t("failed", { reason: error instanceof Error ? error.message : String(error) }))),
+    ).finally(() => (button.disabled = false));
+  });
+  return [h("h1", {}, t("noEscrowTitle")), intro, form];
+}
+
+/** Whether the account already has devices (made by the CLI): a new one changes its keys. */
+async function hasDevices(): Promise<boolean> {
+  const answer = await call<DeviceKeys>("GET", path`/api/v1/users/${signedIn() ?? ""}/devices`).catch(() => null);
+  return (answer?.devices.length ?? 0) > 0;
+}
+
+/**
+ * Make, seal and publish this browser's keys; a problem to show, or null once done. The login
+ * password is checked by the server (as at sign-in) and compared with the passphrase here: the
+ * passphrase itself never leaves the page.
+ */
+async function create(passphrase: string, repeated: string, password: string): Promise<string | null> {
+  if (passphrase !== repeated) return t("passphraseMismatch");
+  if ([...passphrase].length < MIN_PASSPHRASE) return t("passphraseShort");
+  if (!(await isLoginPassword(password))) return t("badLogin");
+  if (passphrase === password) return t("passphraseIsPassword");
+  const email = signedIn() ?? "";
+  const identity = await newIdentity(email, new Date().toISOString().replace(/\.\d+Z$/, "Z"));
+  const sealed = await sealIdentity(identity, passphrase, 18);
+  await call("POST", "/api/v1/devices", { bundle: identity.bundle, escrow: base64Padded(sealed) });
+  pin(email, email, await fetchKeys(email));
+  done(identity);
+  return null;
+}
+
+/** Whether the server takes `candidate` as this account's login password. */
+async function isLoginPassword(candidate: string): Promise<boolean> {
+  try {
+    await call("POST", "/api/v1/me/password/verify", { password: candidate });
+    return true;
+  } catch (error) {
+    if (error instanceof ApiError && error.status === 401) return false;
+    throw error;
+  }
+}
