@@ -39,7 +39,8 @@ BUDGET = 24 * MIB  # what the server may send before the relay stalls or cuts
 class Relay:
     """Relays TCP connections to the server. `sent` counts the bytes the server sent towards
     the client. Past `budget` of them, in mode "cut" every connection is closed; in mode
-    "stall" nothing more is relayed until `release()`, which then closes them."""
+    "stall" nothing more is relayed until `release()`, which then closes them. Towards the
+    server, `cut_upload(n)` closes the connection that carries the n-th byte from now, once."""
 
     def __init__(self, upstream: Server) -> None:
         self.upstream_port = _port(upstream)
@@ -52,7 +53,14 @@ class Relay:
         self._released = threading.Event()
         self._lock = threading.Lock()
         self._sockets: list[socket.socket] = []
+        self.uploaded = 0
+        self.upload_cuts = 0
+        self._upload_budget: int | None = None
         threading.Thread(target=self._accept, daemon=True).start()
+
+    def cut_upload(self, after: int) -> None:
+        with self._lock:
+            self._upload_budget = self.uploaded + after
 
     def limit(self, budget: int | None, mode: str = "cut") -> None:
         with self._lock:
@@ -81,13 +89,26 @@ class Relay:
             threading.Thread(target=self._pipe, args=(client, server), daemon=True).start()
             threading.Thread(target=self._back, args=(server, client), daemon=True).start()
 
-    @staticmethod
-    def _pipe(source: socket.socket, target: socket.socket) -> None:
+    def _pipe(self, source: socket.socket, target: socket.socket) -> None:
         with contextlib.suppress(OSError):
             while data := source.recv(1 << 16):
+                if self._cut_here(len(data)):
+                    for sock in (source, target):
+                        sock.shutdown(socket.SHUT_RDWR)
+                        sock.close()
+                    return
                 target.sendall(data)
         with contextlib.suppress(OSError):
             target.shutdown(socket.SHUT_WR)
+
+    def _cut_here(self, size: int) -> bool:
+        with self._lock:
+            self.uploaded += size
+            if self._upload_budget is None or self.uploaded < self._upload_budget:
+                return False
+            self._upload_budget = None
+            self.upload_cuts += 1
+            return True
 
     def _back(self, server: socket.socket, client: socket.socket) -> None:
         with contextlib.suppress(OSError):

@@ -1,0 +1,214 @@
+"""The web app against a real `pli serve` and the real CLI: files sent from the browser are
+received by `pli get` byte for byte, and the other way round, with the keys made or unlocked in
+the browser."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from playwright.sync_api import Download, Page, expect
+
+from tests.integration.conftest import PASSWORD, Server, User, make_user
+from tests.integration.test_downloads import Relay
+
+BROWSER_PASSPHRASE = "a long passphrase typed in the browser"
+NewPage = Callable[..., Page]
+
+
+def sign_in(page: Page, server: Server, email: str) -> None:
+    page.goto(f"{server.url}/app/inbox")
+    expect(page).to_have_url(f"{server.url}/app/signin")
+    page.get_by_label("Email").fill(email)
+    page.get_by_label("Password").fill(PASSWORD)
+    page.get_by_role("button", name="Sign in").click()
+    expect(page).to_have_url(f"{server.url}/app/unlock")
+
+
+def create_keys(page: Page) -> None:
+    page.get_by_label("New passphrase").fill(BROWSER_PASSPHRASE)
+    page.get_by_label("Repeat the passphrase").fill(BROWSER_PASSPHRASE)
+    page.get_by_label("Your sign-in password").fill(PASSWORD)
+    page.get_by_role("button", name="Create my keys").click()
+    expect(page.get_by_role("heading", name="Inbox")).to_be_visible(timeout=60_000)
+
+
+def unlock(page: Page, passphrase: str, then: str = "Inbox") -> None:
+    page.get_by_label("Passphrase").fill(passphrase)
+    page.get_by_role("button", name="Unlock").click()
+    expect(page.get_by_role("heading", name=then)).to_be_visible(timeout=60_000)
+
+
+def browser_user(server: Server, tmp: Path, name: str) -> User:
+    """An account made by the administrator, with no keys yet: the browser makes them."""
+    return make_user(server, tmp, name, keys=False)
+
+
+def digest(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def send_from_browser(page: Page, server: Server, to: str, files: list[Path]) -> str:
+    page.get_by_role("link", name="Send files").click()
+    page.get_by_label("Recipients").fill(to)
+    page.locator("input[type=file]").set_input_files([str(f) for f in files])
+    page.get_by_label("Message (encrypted)").fill("Résultats de mars.")
+    page.get_by_role("button", name="Encrypt and send").click()
+    expect(page.get_by_text("Sent. Only the recipients can decrypt it.")).to_be_visible(
+        timeout=120_000
+    )
+    page.get_by_role("link", name="Open").click()
+    return page.url.rsplit("/", 1)[1]
+
+
+def test_browser_to_cli_and_back(sqlite_server: Server, tmp_path: Path, new_page: NewPage) -> None:
+    alice = make_user(sqlite_server, tmp_path, "alice")
+    bob = browser_user(sqlite_server, tmp_path, "bob")
+    page = new_page()
+    sign_in(page, sqlite_server, bob.email)
+    create_keys(page)
+
+    originals = tmp_path / "from-browser"
+    originals.mkdir()
+    payload = originals / "résultats PCR.csv"
+    payload.write_bytes(os.urandom(3 * (1 << 20) + 12345))
+    empty = originals / "empty.txt"
+    empty.write_bytes(b"")
+    transfer = send_from_browser(page, sqlite_server, alice.email, [payload, empty])
+
+    # alice's CLI trusts bob's browser key on first use, verifies and decrypts
+    received = tmp_path / "alice-got"
+    received.mkdir()
+    alice.ok("get", transfer, "-o", str(received))
+    assert digest(received / payload.name) == digest(payload)
+    assert (received / "empty.txt").read_bytes() == b""
+
+    # and back: alice sends with the CLI, bob's browser verifies, decrypts and saves
+    reply = tmp_path / "reply.bin"
+    reply.write_bytes(os.urandom((1 << 20) * 2 + 7))
+    sent = alice.send(reply, to=bob.email, extra=("--message", "Voici la réponse."))
+    page.get_by_role("link", name="Inbox").click()
+    expect(page.get_by_text("reply.bin")).to_be_visible(timeout=30_000)
+    page.goto(f"{sqlite_server.url}/app/t/{sent}")  # a reload forgets the keys: unlock again
+    unlock(page, BROWSER_PASSPHRASE, then="Transfer")
+    expect(page.get_by_text("Signature verified")).to_be_visible(timeout=30_000)
+    expect(page.get_by_text("Voici la réponse.")).to_be_visible()
+    with page.expect_download(timeout=60_000) as download:
+        page.get_by_role("button", name="Download").click()
+    saved = tmp_path / "bob-got.bin"
+    download.value.save_as(saved)
+    assert download.value.suggested_filename == "reply.bin"
+    assert digest(saved) == digest(reply)
+
+
+def test_keys_escrowed_by_the_cli_unlock_in_the_browser(
+    sqlite_server: Server, tmp_path: Path, new_page: NewPage
+) -> None:
+    carol = make_user(sqlite_server, tmp_path, "carol", keys=False)
+    carol.extra_env["PLI_KDF_WORK_FACTOR"] = "18"
+    lines = carol.ok("keys", "init", "--escrow", "--generate").stderr.splitlines()
+    passphrase = lines[1].strip()
+    alice = make_user(sqlite_server, tmp_path, "alice")
+    note = tmp_path / "note.txt"
+    note.write_text("bonjour\n")
+    alice.send(note, to=carol.email)
+
+    page = new_page()
+    sign_in(page, sqlite_server, carol.email)
+    page.get_by_label("Passphrase").fill("not the passphrase at all")
+    page.get_by_role("button", name="Unlock").click()
+    expect(page.get_by_text("This passphrase does not unlock your keys.")).to_be_visible(
+        timeout=60_000
+    )
+    unlock(page, passphrase)
+    page.get_by_role("link", name=f"Open: {alice.email}").click()
+    with page.expect_download(timeout=60_000) as download:
+        page.get_by_role("button", name="Download").click()
+    saved = tmp_path / "carol-got.txt"
+    download.value.save_as(saved)
+    assert saved.read_text() == "bonjour\n"
+
+
+def test_a_tampered_file_is_refused_and_never_offered(
+    sqlite_server: Server, tmp_path: Path, new_page: NewPage
+) -> None:
+    alice = make_user(sqlite_server, tmp_path, "alice")
+    bob = browser_user(sqlite_server, tmp_path, "bob")
+    page = new_page()
+    sign_in(page, sqlite_server, bob.email)
+    create_keys(page)
+    secret = tmp_path / "secret.bin"
+    secret.write_bytes(os.urandom(200_000))
+    sent = alice.send(secret, to=bob.email)
+    blobs = [p for p in (sqlite_server.data / "blobs").rglob("*") if p.is_file()]
+    (blob,) = [p for p in blobs if p.stat().st_size > 200_000]  # the one file's age ciphertext
+    raw = bytearray(blob.read_bytes())
+    raw[-100] ^= 1
+    blob.write_bytes(bytes(raw))
+
+    page.goto(f"{sqlite_server.url}/app/t/{sent}")
+    unlock(page, BROWSER_PASSPHRASE, then="Transfer")
+    downloads: list[Download] = []
+
+    def offered(download: Download) -> None:  # Playwright wants a function, not a bound builtin
+        downloads.append(download)
+
+    page.on("download", offered)
+    page.get_by_role("button", name="Download").click()
+    expect(page.get_by_role("alert")).to_contain_text("could not be decrypted", timeout=30_000)
+    assert downloads == []
+
+
+@pytest.mark.parametrize("lang", ["en", "fr"])
+def test_the_language_follows_the_browser_and_the_switch(
+    sqlite_server: Server, new_page: NewPage, lang: str
+) -> None:
+    page = new_page(locale="fr-FR" if lang == "fr" else "en-US")
+    page.goto(f"{sqlite_server.url}/app/signin")
+    heading = {"en": "Sign in", "fr": "Connexion"}
+    other = "fr" if lang == "en" else "en"
+    expect(page.get_by_role("heading", level=1)).to_have_text(heading[lang])
+    assert page.evaluate("document.documentElement.lang") == lang
+    switch = {"en": "Afficher en français", "fr": "Show in English"}[lang]
+    page.get_by_role("button", name=switch).click()
+    expect(page.get_by_role("heading", level=1)).to_have_text(heading[other])
+    page.reload()
+    expect(page.get_by_role("heading", level=1)).to_have_text(heading[other])
+
+
+def test_an_upload_cut_by_the_network_goes_on_where_it_stopped(
+    sqlite_server: Server, tmp_path: Path, new_page: NewPage
+) -> None:
+    alice = make_user(sqlite_server, tmp_path, "alice")
+    bob = browser_user(sqlite_server, tmp_path, "bob")
+    relay = Relay(sqlite_server)  # the browser reaches the server through it
+    try:
+        page = new_page()
+        page.goto(f"{relay.url}/app/signin")
+        page.get_by_label("Email").fill(bob.email)
+        page.get_by_label("Password").fill(PASSWORD)
+        page.get_by_role("button", name="Sign in").click()
+        create_keys(page)
+        big = tmp_path / "export.bin"
+        big.write_bytes(os.urandom(40 << 20))
+        relay.cut_upload(20 << 20)  # in the middle of the third 8 MiB part
+        page.get_by_role("link", name="Send files").click()
+        page.get_by_label("Recipients").fill(alice.email)
+        page.locator("input[type=file]").set_input_files(str(big))
+        page.get_by_role("button", name="Encrypt and send").click()
+        expect(page.get_by_text("Sent. Only the recipients can decrypt it.")).to_be_visible(
+            timeout=120_000
+        )
+        assert relay.upload_cuts == 1
+        # the parts already sent were not sent again: a little over the file went through
+        assert relay.uploaded < (40 << 20) + (12 << 20)
+    finally:
+        relay.close()
+    (sent,) = alice.ok("inbox", "--json").json()
+    out = tmp_path / "got"
+    out.mkdir()
+    alice.ok("get", sent["id"], "-o", str(out))
+    assert digest(out / "export.bin") == digest(big)
