@@ -88,9 +88,11 @@ def new_user(web_server: Server, tmp_path: Path) -> NewUser:
     return make
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
-    """One Chromium per test process (per xdist worker)."""
+    """One Chromium per test module. Not longer: while Playwright's sync API is open, its event
+    loop counts as running in the test process, and other tests' `asyncio.run()` (Starlette's
+    TestClient, anyio) would fail in the same xdist worker."""
     if not CHROMIUM.is_file():
         pytest.skip(f"{CHROMIUM} is not installed (scripts/system-deps.sh installs chromium)")
     with sync_playwright() as playwright:

@@ -98,7 +98,7 @@ def test_512_mib_in_and_out_of_the_browser_in_little_memory(
     expected = _random_file(big, SIZE)
     escrow_cheap_keys(bob)
     page = new_page()
-    sign_in(page, sqlite_server, bob.email)
+    sign_in(page, sqlite_server.url, bob.email)
     unlock(page, PASSPHRASE)
     assert page.evaluate("crossOriginIsolated") is True
     page.evaluate(SAMPLER)
@@ -119,7 +119,9 @@ def test_512_mib_in_and_out_of_the_browser_in_little_memory(
     )
     assert heap < 48 * MIB, heap
     assert 0 < whole < 128 * MIB, whole
-    # The measure sees what the page holds: 64 MiB kept in the page shows.
+    # The measure sees what the page holds: 64 MiB kept in the page would fail the check above
+    # (the growth is counted from a heap that held some garbage since collected, so a little
+    # less than 64 MiB shows).
     page.evaluate("() => { window.__kept = new Uint8Array(64 << 20).fill(1); }")
     page.wait_for_timeout(200)
-    assert page.evaluate("window.__heap") >= 64 * MIB
+    assert page.evaluate("window.__heap") >= 48 * MIB

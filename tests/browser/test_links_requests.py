@@ -10,7 +10,7 @@ from pathlib import Path
 
 from playwright.sync_api import Page, expect
 
-from tests.browser.test_transfers import create_keys, sign_in
+from tests.browser.test_transfers import browser_account
 from tests.integration.conftest import Server, User, make_user
 
 NewPage = Callable[..., Page]
@@ -79,10 +79,8 @@ def test_a_cli_link_opens_in_a_fresh_browser_with_and_without_passphrase(
 def test_a_browser_link_opens_with_the_cli(
     sqlite_server: Server, tmp_path: Path, new_page: NewPage
 ) -> None:
-    bob = make_user(sqlite_server, tmp_path, "bob", keys=False)
     page = new_page()
-    sign_in(page, sqlite_server, bob.email)
-    create_keys(page)
+    browser_account(sqlite_server, tmp_path, page, "bob")
     scan = tmp_path / "scan.bin"
     scan.write_bytes(os.urandom(1 << 20))
     page.get_by_role("link", name="Links").click()
@@ -130,10 +128,8 @@ def test_a_cli_request_answered_from_a_browser(
 def test_a_browser_request_answered_by_the_cli(
     sqlite_server: Server, tmp_path: Path, new_page: NewPage
 ) -> None:
-    bob = make_user(sqlite_server, tmp_path, "bob", keys=False)
     page = new_page()
-    sign_in(page, sqlite_server, bob.email)
-    create_keys(page)
+    browser_account(sqlite_server, tmp_path, page, "bob")
     page.get_by_role("link", name="Requests").click()
     page.get_by_label("What you are asking for (encrypted)").fill("Comptes rendus de mars")
     page.get_by_role("button", name="Create the request").click()

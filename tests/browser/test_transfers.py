@@ -19,13 +19,14 @@ BROWSER_PASSPHRASE = "a long passphrase typed in the browser"
 NewPage = Callable[..., Page]
 
 
-def sign_in(page: Page, server: Server, email: str) -> None:
-    page.goto(f"{server.url}/app/inbox")
-    expect(page).to_have_url(f"{server.url}/app/signin")
+def sign_in(page: Page, base: str, email: str) -> None:
+    """Sign in at `base` (the server, or a relay to it) from a page that asks for the inbox."""
+    page.goto(f"{base}/app/inbox")
+    expect(page).to_have_url(f"{base}/app/signin")
     page.get_by_label("Email").fill(email)
     page.get_by_label("Password").fill(PASSWORD)
     page.get_by_role("button", name="Sign in").click()
-    expect(page).to_have_url(f"{server.url}/app/unlock")
+    expect(page).to_have_url(f"{base}/app/unlock")
 
 
 def create_keys(page: Page) -> None:
@@ -47,6 +48,17 @@ def browser_user(server: Server, tmp: Path, name: str) -> User:
     return make_user(server, tmp, name, keys=False)
 
 
+def browser_account(
+    server: Server, tmp: Path, page: Page, name: str, base: str | None = None
+) -> User:
+    """An account whose only keys are made in `page`, signed in there (at `base`, else the
+    server itself)."""
+    user = browser_user(server, tmp, name)
+    sign_in(page, base or server.url, user.email)
+    create_keys(page)
+    return user
+
+
 def digest(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
@@ -66,10 +78,8 @@ def send_from_browser(page: Page, server: Server, to: str, files: list[Path]) ->
 
 def test_browser_to_cli_and_back(sqlite_server: Server, tmp_path: Path, new_page: NewPage) -> None:
     alice = make_user(sqlite_server, tmp_path, "alice")
-    bob = browser_user(sqlite_server, tmp_path, "bob")
     page = new_page()
-    sign_in(page, sqlite_server, bob.email)
-    create_keys(page)
+    bob = browser_account(sqlite_server, tmp_path, page, "bob")
 
     originals = tmp_path / "from-browser"
     originals.mkdir()
@@ -117,7 +127,7 @@ def test_keys_escrowed_by_the_cli_unlock_in_the_browser(
     alice.send(note, to=carol.email)
 
     page = new_page()
-    sign_in(page, sqlite_server, carol.email)
+    sign_in(page, sqlite_server.url, carol.email)
     page.get_by_label("Passphrase").fill("not the passphrase at all")
     page.get_by_role("button", name="Unlock").click()
     expect(page.get_by_text("This passphrase does not unlock your keys.")).to_be_visible(
@@ -136,10 +146,8 @@ def test_a_tampered_file_is_refused_and_never_offered(
     sqlite_server: Server, tmp_path: Path, new_page: NewPage
 ) -> None:
     alice = make_user(sqlite_server, tmp_path, "alice")
-    bob = browser_user(sqlite_server, tmp_path, "bob")
     page = new_page()
-    sign_in(page, sqlite_server, bob.email)
-    create_keys(page)
+    bob = browser_account(sqlite_server, tmp_path, page, "bob")
     secret = tmp_path / "secret.bin"
     secret.write_bytes(os.urandom(200_000))
     sent = alice.send(secret, to=bob.email)
@@ -183,15 +191,10 @@ def test_an_upload_cut_by_the_network_goes_on_where_it_stopped(
     sqlite_server: Server, tmp_path: Path, new_page: NewPage
 ) -> None:
     alice = make_user(sqlite_server, tmp_path, "alice")
-    bob = browser_user(sqlite_server, tmp_path, "bob")
     relay = Relay(sqlite_server)  # the browser reaches the server through it
     try:
         page = new_page()
-        page.goto(f"{relay.url}/app/signin")
-        page.get_by_label("Email").fill(bob.email)
-        page.get_by_label("Password").fill(PASSWORD)
-        page.get_by_role("button", name="Sign in").click()
-        create_keys(page)
+        browser_account(sqlite_server, tmp_path, page, "bob", base=relay.url)
         big = tmp_path / "export.bin"
         big.write_bytes(os.urandom(40 << 20))
         relay.cut_upload(20 << 20)  # in the middle of the third 8 MiB part

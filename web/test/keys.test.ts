@@ -5,7 +5,7 @@
  * refused with exactly the stated error class.
  */
 
-import { afterEach, describe, expect, it, vi } from "vitest";
+import { describe, expect, it } from "vitest";
 import { Encrypter } from "age-encryption";
 import {
   b64decode,
@@ -20,18 +20,11 @@ import {
   hex,
 } from "../src/crypto/b64.js";
 import { canonical, parseJson } from "../src/crypto/canonical.js";
-import {
-  DecryptError,
-  IntegrityError,
-  PliError,
-  SignatureError,
-  UsageError,
-} from "../src/crypto/errors.js";
+import { DecryptError, IntegrityError, SignatureError, UsageError } from "../src/crypto/errors.js";
 import {
   ageIdentityOf,
   ed25519PublicOf,
   fingerprint,
-  identityOf,
   isUsableRecipient,
   newIdentity,
   parseAgeIdentity,
@@ -47,38 +40,32 @@ import {
   signDoc,
   unsealIdentity,
   verifyDoc,
-  type Identity,
   type Signed,
 } from "../src/crypto/keys.js";
+import {
+  errorNamed,
+  readVectors,
+  refused,
+  text,
+  utf8,
+  vectorIdentity,
+  withRandomness,
+  type AgeParams,
+  type DeviceInputs,
+  type SignedParts,
+} from "./support.js";
 
 // --- the vector file ---------------------------------------------------------------------------
 
-const fsModule = "node:fs";
-const { readFileSync } = (await import(/* @vite-ignore */ fsModule)) as {
-  readFileSync(path: URL, encoding: "utf8"): string;
-};
-
-interface Inputs {
-  x25519_secret_hex: string;
-  ed25519_seed_hex: string;
-  email: string;
-  device: string;
-  created: string;
-}
 interface KeysVectors {
-  inputs: Inputs;
+  inputs: DeviceInputs;
   derived: {
     age_identity: string;
     age_recipient: string;
     ed25519_public_hex: string;
     ed25519_public: string;
   };
-  public_bundle: {
-    context: string;
-    signed: Signed;
-    canonical_doc: string;
-    signed_message_hex: string;
-    signature_hex: string;
+  public_bundle: SignedParts & {
     fingerprint_input: string;
     fingerprint: string;
     stored_form: string;
@@ -89,68 +76,14 @@ interface KeysVectors {
     work_factor: number;
     doc: Record<string, string>;
     plaintext: string;
-    age_params: { file_key_hex: string; scrypt_salt_hex: string; payload_nonce_hex: string };
+    age_params: AgeParams & { scrypt_salt_hex: string };
     sealed_b64: string;
   };
   invalid_public_bundles: { name: string; signed: unknown; error: string }[];
   invalid_private_bundles: { name: string; passphrase: string; sealed_b64: string; error: string }[];
 }
 
-const V = JSON.parse(
-  readFileSync(new URL("../../tests/vectors/keys.json", import.meta.url), "utf8"),
-) as KeysVectors;
-
-const ERRORS: Record<string, typeof PliError> = { SignatureError, DecryptError, IntegrityError };
-const utf8 = (text: string) => new TextEncoder().encode(text);
-const text = (bytes: Uint8Array) => new TextDecoder().decode(bytes);
-
-/** Awaits `attempt`; it must fail with exactly `expected` and a one-line message. */
-async function refused(attempt: Promise<unknown> | (() => unknown), expected: typeof PliError) {
-  let error: unknown = null;
-  try {
-    await (typeof attempt === "function" ? attempt() : attempt);
-  } catch (caught) {
-    error = caught;
-  }
-  expect(error).toBeInstanceOf(expected);
-  expect((error as Error).constructor).toBe(expected);
-  expect((error as Error).message).toMatch(/^[^\n]+$/);
-  return error as PliError;
-}
-
-/** The vector's device, rebuilt from its secrets. */
-function vectorIdentity(inputs: Inputs): Promise<Identity> {
-  return identityOf({
-    email: inputs.email,
-    device: inputs.device,
-    created: inputs.created,
-    ageIdentity: ageIdentityOf(fromHex(inputs.x25519_secret_hex)),
-    seed: fromHex(inputs.ed25519_seed_hex),
-  });
-}
-
-/**
- * Makes the platform CSPRNG hand out `chunks`, in order and each of exactly the size asked:
- * age-encryption draws the file key, the scrypt salt, then the payload nonce, so the vector's
- * fixed randomness reproduces its exact bytes through the library.
- */
-function fixRandomness(chunks: Uint8Array[]): void {
-  const queue = [...chunks];
-  vi.spyOn(globalThis.crypto, "getRandomValues").mockImplementation(
-    <T extends ArrayBufferView | null>(array: T) => {
-      const next = queue.shift();
-      if (array === null || next === undefined || next.length !== array.byteLength) {
-        throw new Error("unexpected draw of randomness");
-      }
-      new Uint8Array(array.buffer, array.byteOffset, array.byteLength).set(next);
-      return array;
-    },
-  );
-}
-
-afterEach(() => {
-  vi.restoreAllMocks();
-});
+const V = readVectors<KeysVectors>("keys.json");
 
 // --- keys.json ---------------------------------------------------------------------------------
 
@@ -211,9 +144,7 @@ describe("keys.json: public bundle", () => {
   it.each(V.invalid_public_bundles.map((c) => [c.name, c] as const))(
     "refuses %s",
     async (_name, invalid) => {
-      const expected = ERRORS[invalid.error];
-      expect(expected).toBeDefined();
-      await refused(parseBundle(invalid.signed), expected ?? PliError);
+      await refused(parseBundle(invalid.signed), errorNamed(invalid.error));
     },
   );
 
@@ -245,10 +176,9 @@ describe("keys.json: private bundle", () => {
 
   it("is sealed by sealIdentity to the vector's exact bytes, given its randomness", async () => {
     const identity = await vectorIdentity(V.inputs);
-    const { file_key_hex: key, scrypt_salt_hex: salt, payload_nonce_hex: nonce } = vector.age_params;
-    fixRandomness([fromHex(key), fromHex(salt), fromHex(nonce)]);
-    const again = await sealIdentity(identity, vector.passphrase, vector.work_factor);
-    vi.restoreAllMocks();
+    const again = await withRandomness(vector.age_params, () =>
+      sealIdentity(identity, vector.passphrase, vector.work_factor),
+    );
     expect(hex(again)).toBe(hex(sealed));
   });
 
@@ -263,9 +193,8 @@ describe("keys.json: private bundle", () => {
   it.each(V.invalid_private_bundles.map((c) => [c.name, c] as const))(
     "refuses %s",
     async (_name, invalid) => {
-      const expected = ERRORS[invalid.error] ?? PliError;
       const file = fromBase64Padded(invalid.sealed_b64);
-      await refused(unsealIdentity(file, invalid.passphrase), expected);
+      await refused(unsealIdentity(file, invalid.passphrase), errorNamed(invalid.error));
     },
   );
 

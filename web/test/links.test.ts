@@ -5,7 +5,7 @@
  * vector's randomness; every invalid case refused with exactly the stated error class.
  */
 
-import { afterEach, describe, expect, it, vi } from "vitest";
+import { describe, expect, it } from "vitest";
 import { sha256 } from "@noble/hashes/sha2.js";
 import { b64decode, b64encode, base64url, bech32Encode } from "../src/crypto/b64.js";
 import { fromBase64Padded, fromBase64url, fromHex, hex } from "../src/crypto/b64.js";
@@ -14,7 +14,6 @@ import {
   DecryptError,
   GoneError,
   IntegrityError,
-  PliError,
   SignatureError,
   UsageError,
 } from "../src/crypto/errors.js";
@@ -23,7 +22,6 @@ import {
   ageEncrypt,
   ageIdentityOf,
   fingerprint,
-  identityOf,
   newIdentity,
   parseBundle,
   passphraseEncrypt,
@@ -32,7 +30,6 @@ import {
   recipientOf,
   scryptWorkFactor,
   signDoc,
-  type Identity,
   type Signed,
 } from "../src/crypto/keys.js";
 import { checkFileList, checkNotExpired, sealManifest, type ManifestDoc } from "../src/crypto/manifest.js";
@@ -62,20 +59,23 @@ import {
   type AnswerDoc,
   type RequestKeys,
 } from "../src/crypto/links.js";
+import {
+  errorNamed,
+  readVectors,
+  refused,
+  text,
+  utf8,
+  vectorIdentity,
+  webHkdf,
+  withRandomness,
+  type AgeParams,
+  type DeviceInputs,
+  type SealedParts,
+  type SealedSignedParts,
+} from "./support.js";
 
 // --- the vector file ---------------------------------------------------------------------------
 
-const fsModule = "node:fs";
-const { readFileSync } = (await import(/* @vite-ignore */ fsModule)) as {
-  readFileSync(path: URL, encoding: "utf8"): string;
-};
-
-interface AgeParams {
-  file_key_hex: string;
-  ephemeral_secrets_hex?: string[];
-  scrypt_salt_hex?: string;
-  payload_nonce_hex: string;
-}
 interface Sealed {
   name: string;
   plaintext: string;
@@ -111,14 +111,7 @@ interface LinkVectors {
     stage: "parse" | "open";
     error: string;
   }[];
-  requester: {
-    x25519_secret_hex: string;
-    ed25519_seed_hex: string;
-    email: string;
-    device: string;
-    created: string;
-    signed_bundle: Signed;
-  };
+  requester: DeviceInputs & { signed_bundle: Signed };
   request: {
     id: string;
     secret_hex: string;
@@ -137,60 +130,27 @@ interface LinkVectors {
     sender_token: string;
   };
   invalid_request_fragments: { name: string; fragment: string; error: string }[];
-  request_document: {
-    context: string;
-    signed: Signed;
-    canonical_doc: string;
-    signed_message_hex: string;
-    signature_hex: string;
-    plaintext: string;
-    sealed_to: string[];
-    age_params: AgeParams;
-    sealed_b64: string;
+  request_document: SealedSignedParts & {
     requester_fingerprint: string;
     invalid_in_context: { name: string; request_id: string; fragment: string; error: string }[];
     invalid_documents: Sealed[];
   };
-  request_key: {
-    context: string;
-    signed: Signed;
-    canonical_doc: string;
-    signed_message_hex: string;
-    signature_hex: string;
-    plaintext: string;
-    sealed_to: string[];
-    age_params: AgeParams;
-    sealed_b64: string;
+  request_key: SealedSignedParts & {
     invalid_request_keys: Sealed[];
   };
-  answer: {
+  answer: SealedParts & {
     transfer: string;
     doc: Record<string, unknown>;
     canonical_doc: string;
     mac_message_hex: string;
     mac_hex: string;
     envelope: { doc: Record<string, unknown>; mac: string };
-    plaintext: string;
-    sealed_to: string[];
-    age_params: AgeParams;
-    sealed_b64: string;
     file: { plaintext_b64: string; ciphertext_b64: string; age_params: AgeParams };
     invalid_answers: Sealed[];
   };
 }
 
-const V = JSON.parse(
-  readFileSync(new URL("../../tests/vectors/links/vectors.json", import.meta.url), "utf8"),
-) as LinkVectors;
-
-const ERRORS: Record<string, typeof PliError> = {
-  DecryptError,
-  IntegrityError,
-  SignatureError,
-  UsageError,
-};
-const utf8 = (text: string) => new TextEncoder().encode(text);
-const text = (bytes: Uint8Array) => new TextDecoder().decode(bytes);
+const V = readVectors<LinkVectors>("links/vectors.json");
 const REQUEST_ID = V.request.id;
 const TRANSFER_ID = V.answer.transfer;
 const REQUEST_KEYS: RequestKeys = {
@@ -198,71 +158,8 @@ const REQUEST_KEYS: RequestKeys = {
   secret: fromHex(V.request.secret_hex),
 };
 
-/** Awaits `attempt`; it must fail with exactly `expected` and a one-line message. */
-async function refused(attempt: Promise<unknown> | (() => unknown), expected: typeof PliError) {
-  let error: unknown = null;
-  try {
-    await (typeof attempt === "function" ? attempt() : attempt);
-  } catch (caught) {
-    error = caught;
-  }
-  expect(error).toBeInstanceOf(expected);
-  expect((error as Error).constructor).toBe(expected);
-  expect((error as Error).message).toMatch(/^[^\n]+$/);
-  return error as PliError;
-}
-
-function errorNamed(name: string): typeof PliError {
-  const expected = ERRORS[name];
-  expect(expected, name).toBeDefined();
-  return expected ?? PliError;
-}
-
 /** The requester of the vectors (the device of keys.json), rebuilt from its secrets. */
-function requester(): Promise<Identity> {
-  const r = V.requester;
-  return identityOf({
-    email: r.email,
-    device: r.device,
-    created: r.created,
-    ageIdentity: ageIdentityOf(fromHex(r.x25519_secret_hex)),
-    seed: fromHex(r.ed25519_seed_hex),
-  });
-}
-
-/** Makes the platform CSPRNG hand out `chunks`, in order, each of exactly the size asked. */
-function fixRandomness(chunks: Uint8Array[]): void {
-  const queue = [...chunks];
-  vi.spyOn(globalThis.crypto, "getRandomValues").mockImplementation(
-    <T extends ArrayBufferView | null>(array: T) => {
-      const next = queue.shift();
-      if (array === null || next === undefined || next.length !== array.byteLength) {
-        throw new Error("unexpected draw of randomness");
-      }
-      new Uint8Array(array.buffer, array.byteOffset, array.byteLength).set(next);
-      return array;
-    },
-  );
-}
-
-/** age-encryption's draws for one file: file key, each ephemeral secret or salt, nonce. */
-function randomnessOf(params: AgeParams): Uint8Array[] {
-  const middle = params.scrypt_salt_hex ? [params.scrypt_salt_hex] : params.ephemeral_secrets_hex;
-  return [params.file_key_hex, ...(middle ?? []), params.payload_nonce_hex].map(fromHex);
-}
-
-/** HKDF-SHA256 with an empty salt, by WebCrypto: an independent check of the derivations. */
-async function webHkdf(secret: Uint8Array, info: string): Promise<string> {
-  const key = await crypto.subtle.importKey("raw", new Uint8Array(secret), "HKDF", false, [
-    "deriveBits",
-  ]);
-  const params = { name: "HKDF", hash: "SHA-256", salt: new Uint8Array(0), info: utf8(info) };
-  return hex(new Uint8Array(await crypto.subtle.deriveBits(params, key, 256)));
-}
-
-afterEach(() => {
-  vi.restoreAllMocks();
-});
+const requester = () => vectorIdentity(V.requester);
 
 // --- share links -------------------------------------------------------------------------------
 
@@ -293,9 +190,9 @@ describe("vectors: plain link", () => {
     const sealed = fromBase64Padded(vector.file.sealed_b64);
     const plain = fromBase64Padded(vector.file.plaintext_b64);
     expect(await ageDecrypt(sealed, vector.fragment)).toEqual(plain);
-    fixRandomness(randomnessOf(vector.file.age_params));
-    const again = await ageEncrypt(plain, [vector.recipient]);
-    vi.restoreAllMocks();
+    const again = await withRandomness(vector.file.age_params, () =>
+      ageEncrypt(plain, [vector.recipient]),
+    );
     expect(hex(again)).toBe(hex(sealed));
   });
 });
@@ -329,9 +226,9 @@ describe("vectors: wrapped link", () => {
   });
 
   it("is written again exactly by linkFragment, given its randomness", async () => {
-    fixRandomness(randomnessOf(vector.age_params));
-    const again = await linkFragment(V.link.identity, vector.passphrase, vector.work_factor);
-    vi.restoreAllMocks();
+    const again = await withRandomness(vector.age_params, () =>
+      linkFragment(V.link.identity, vector.passphrase, vector.work_factor),
+    );
     expect(again).toBe(vector.fragment);
   });
 });
@@ -577,9 +474,9 @@ describe("vectors: request document", () => {
   it("is written again exactly by sealRequestDocument, given its randomness", async () => {
     const me = await requester();
     const { title, created } = vector.signed.doc as { title: string; created: string };
-    fixRandomness(randomnessOf(vector.age_params));
-    const again = await sealRequestDocument(me, REQUEST_ID, title, REQUEST_KEYS, created);
-    vi.restoreAllMocks();
+    const again = await withRandomness(vector.age_params, () =>
+      sealRequestDocument(me, REQUEST_ID, title, REQUEST_KEYS, created),
+    );
     expect(hex(again)).toBe(hex(sealed));
   });
 
@@ -632,9 +529,9 @@ describe("vectors: request key", () => {
   it("is written again exactly by sealRequestKey, given its randomness", async () => {
     const me = await requester();
     const { title, created } = vector.signed.doc as { title: string; created: string };
-    fixRandomness(randomnessOf(vector.age_params));
-    const again = await sealRequestKey(me, REQUEST_ID, title, REQUEST_KEYS, [], created);
-    vi.restoreAllMocks();
+    const again = await withRandomness(vector.age_params, () =>
+      sealRequestKey(me, REQUEST_ID, title, REQUEST_KEYS, [], created),
+    );
     expect(hex(again)).toBe(hex(sealed));
   });
 
@@ -688,14 +585,12 @@ describe("vectors: answer", () => {
   it("and its file are written again exactly, given their randomness", async () => {
     const fragment = await parseRequestFragment(V.request.fragment);
     const { kind: _kind, ...answer } = vector.doc as unknown as AnswerDoc;
-    fixRandomness(randomnessOf(vector.age_params));
-    const again = await sealAnswer(fragment, answer);
-    vi.restoreAllMocks();
+    const again = await withRandomness(vector.age_params, () => sealAnswer(fragment, answer));
     expect(hex(again)).toBe(hex(sealed));
     const plaintext = fromBase64Padded(vector.file.plaintext_b64);
-    fixRandomness(randomnessOf(vector.file.age_params));
-    const file = await ageEncrypt(plaintext, [fragment.recipient]);
-    vi.restoreAllMocks();
+    const file = await withRandomness(vector.file.age_params, () =>
+      ageEncrypt(plaintext, [fragment.recipient]),
+    );
     expect(hex(file)).toBe(hex(fromBase64Padded(vector.file.ciphertext_b64)));
   });
 

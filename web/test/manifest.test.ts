@@ -6,28 +6,24 @@
  * manifest refused with a SignatureError; and the receiver's other checks.
  */
 
-import { afterEach, describe, expect, it, vi } from "vitest";
+import { describe, expect, it } from "vitest";
 import { sha256 } from "@noble/hashes/sha2.js";
-import { b64decode, fromBase64Padded, fromHex, hex } from "../src/crypto/b64.js";
+import { b64decode, fromBase64Padded, hex } from "../src/crypto/b64.js";
 import { canonical } from "../src/crypto/canonical.js";
 import {
   DecryptError,
   GoneError,
   IntegrityError,
-  PliError,
   SignatureError,
   UsageError,
 } from "../src/crypto/errors.js";
 import {
   ageDecrypt,
   ageEncrypt,
-  ageIdentityOf,
-  identityOf,
   newIdentity,
   parseBundle,
   readAgeHeader,
   signDoc,
-  type Identity,
   type Signed,
 } from "../src/crypto/keys.js";
 import {
@@ -44,43 +40,29 @@ import {
   verifyManifest,
   type ManifestDoc,
 } from "../src/crypto/manifest.js";
-
-const fsModule = "node:fs";
-const { readFileSync } = (await import(/* @vite-ignore */ fsModule)) as {
-  readFileSync(path: URL, encoding: "utf8"): string;
-};
+import {
+  errorNamed,
+  readVectors,
+  refused,
+  text,
+  utf8,
+  vectorIdentity,
+  withRandomness,
+  type AgeParams,
+  type DeviceInputs,
+  type SealedSignedParts,
+} from "./support.js";
 
 interface Device {
-  inputs: {
-    x25519_secret_hex: string;
-    ed25519_seed_hex: string;
-    email: string;
-    device: string;
-    created: string;
-  };
+  inputs: DeviceInputs;
   derived: { age_identity: string; age_recipient: string };
   signed_bundle: Signed;
-}
-interface AgeParams {
-  file_key_hex: string;
-  ephemeral_secrets_hex: string[];
-  payload_nonce_hex: string;
 }
 interface ManifestVectors {
   sender: Device;
   recipient: Device;
   files: { id: string; plaintext_b64: string; ciphertext_b64: string; age_params: AgeParams }[];
-  manifest: {
-    context: string;
-    signed: Signed;
-    canonical_doc: string;
-    signed_message_hex: string;
-    signature_hex: string;
-    plaintext: string;
-    sealed_to: string[];
-    age_params: AgeParams;
-    sealed_b64: string;
-  };
+  manifest: SealedSignedParts;
   invalid_manifests: {
     name: string;
     signed: Signed;
@@ -90,73 +72,15 @@ interface ManifestVectors {
   }[];
 }
 
-const V = JSON.parse(
-  readFileSync(new URL("../../tests/vectors/manifest.json", import.meta.url), "utf8"),
-) as ManifestVectors;
-
-const ERRORS: Record<string, typeof PliError> = { SignatureError, DecryptError, IntegrityError };
-const utf8 = (text: string) => new TextEncoder().encode(text);
-const text = (bytes: Uint8Array) => new TextDecoder().decode(bytes);
+const V = readVectors<ManifestVectors>("manifest.json");
 const DOC = V.manifest.signed.doc as unknown as ManifestDoc;
-
-async function refused(attempt: Promise<unknown> | (() => unknown), expected: typeof PliError) {
-  let error: unknown = null;
-  try {
-    await (typeof attempt === "function" ? attempt() : attempt);
-  } catch (caught) {
-    error = caught;
-  }
-  expect(error).toBeInstanceOf(expected);
-  expect((error as Error).constructor).toBe(expected);
-  expect((error as Error).message).toMatch(/^[^\n]+$/);
-  return error as PliError;
-}
-
-function deviceOf(vector: Device): Promise<Identity> {
-  const { inputs } = vector;
-  return identityOf({
-    email: inputs.email,
-    device: inputs.device,
-    created: inputs.created,
-    ageIdentity: ageIdentityOf(fromHex(inputs.x25519_secret_hex)),
-    seed: fromHex(inputs.ed25519_seed_hex),
-  });
-}
-
-/**
- * Makes the platform CSPRNG hand out `chunks`, in order and each of exactly the size asked:
- * age-encryption draws the file key, each ephemeral secret (or scrypt salt), then the payload
- * nonce, so a vector's fixed randomness reproduces its exact bytes through the library.
- */
-function fixRandomness(chunks: Uint8Array[]): void {
-  const queue = [...chunks];
-  vi.spyOn(globalThis.crypto, "getRandomValues").mockImplementation(
-    <T extends ArrayBufferView | null>(array: T) => {
-      const next = queue.shift();
-      if (array === null || next === undefined || next.length !== array.byteLength) {
-        throw new Error("unexpected draw of randomness");
-      }
-      new Uint8Array(array.buffer, array.byteOffset, array.byteLength).set(next);
-      return array;
-    },
-  );
-}
-
-function randomnessOf(params: AgeParams): Uint8Array[] {
-  const ephemeral = params.ephemeral_secrets_hex.map(fromHex);
-  return [fromHex(params.file_key_hex), ...ephemeral, fromHex(params.payload_nonce_hex)];
-}
-
-afterEach(() => {
-  vi.restoreAllMocks();
-});
 
 // --- manifest.json -----------------------------------------------------------------------------
 
 describe("manifest.json: the devices", () => {
   it("rebuilds both devices' signed bundles from their inputs", async () => {
     for (const vector of [V.sender, V.recipient]) {
-      const identity = await deviceOf(vector);
+      const identity = await vectorIdentity(vector.inputs);
       expect(identity.bundle).toEqual(vector.signed_bundle);
       expect(identity.ageIdentity).toBe(vector.derived.age_identity);
       expect(await parseBundle(vector.signed_bundle, vector.inputs.email)).toEqual(identity.device);
@@ -170,7 +94,7 @@ describe("manifest.json: the signed manifest", () => {
   it("has the vector's canonical form, signed message and signature", async () => {
     expect(text(canonical(vector.signed.doc))).toBe(vector.canonical_doc);
     expect(hex(utf8(`pli/manifest/v1\n${vector.canonical_doc}`))).toBe(vector.signed_message_hex);
-    const sender = await deviceOf(V.sender);
+    const sender = await vectorIdentity(V.sender.inputs);
     const signed = await signDoc(vector.context, vector.signed.doc, sender.seed);
     expect(signed).toEqual(vector.signed);
     expect(hex(b64decode(signed.sig))).toBe(vector.signature_hex);
@@ -204,15 +128,13 @@ describe("manifest.json: the signed manifest", () => {
   });
 
   it("is sealed by sealManifest to the vector's exact bytes, given its randomness", async () => {
-    const sender = await deviceOf(V.sender);
-    fixRandomness(randomnessOf(vector.age_params));
-    const sealed = await sealManifest(DOC, sender);
-    vi.restoreAllMocks();
+    const sender = await vectorIdentity(V.sender.inputs);
+    const sealed = await withRandomness(vector.age_params, () => sealManifest(DOC, sender));
     expect(hex(sealed)).toBe(hex(fromBase64Padded(vector.sealed_b64)));
   });
 
   it("seals with fresh randomness to both readers, to the same plaintext", async () => {
-    const sender = await deviceOf(V.sender);
+    const sender = await vectorIdentity(V.sender.inputs);
     const sealed = await sealManifest(DOC, sender);
     expect(hex(sealed)).not.toBe(hex(fromBase64Padded(vector.sealed_b64)));
     for (const key of [V.recipient.derived.age_identity, V.sender.derived.age_identity]) {
@@ -245,9 +167,10 @@ describe("manifest.json: the files", () => {
   it.each(V.files.map((f) => [f.id, f] as const))(
     "file %s is written exactly by age-encryption given its randomness",
     async (_id, file) => {
-      fixRandomness(randomnessOf(file.age_params));
-      const sealed = await ageEncrypt(fromBase64Padded(file.plaintext_b64), V.manifest.sealed_to);
-      vi.restoreAllMocks();
+      const plaintext = fromBase64Padded(file.plaintext_b64);
+      const sealed = await withRandomness(file.age_params, () =>
+        ageEncrypt(plaintext, V.manifest.sealed_to),
+      );
       expect(hex(sealed)).toBe(hex(fromBase64Padded(file.ciphertext_b64)));
     },
   );
@@ -255,7 +178,7 @@ describe("manifest.json: the files", () => {
 
 describe("manifest.json: invalid manifests", () => {
   it.each(V.invalid_manifests.map((c) => [c.name, c] as const))("refuses %s", async (_n, c) => {
-    const expected = ERRORS[c.error] ?? PliError;
+    const expected = errorNamed(c.error);
     const sealed = fromBase64Padded(c.sealed_b64);
     const key = V.recipient.derived.age_identity;
     expect(text(await ageDecrypt(sealed, key))).toBe(c.plaintext);
@@ -300,7 +223,7 @@ describe("manifest shape", () => {
   ])("refuses %s with a SignatureError", async (_why, change) => {
     const doc = altered(change);
     await refused(() => checkManifestDoc(doc), SignatureError);
-    const sender = await deviceOf(V.sender);
+    const sender = await vectorIdentity(V.sender.inputs);
     // Signed when it can be (a float has no canonical form): only the shape check may refuse.
     const signed = await signDoc("pli/manifest/v1", doc, sender.seed).catch(() => null);
     const plain = signed ? canonical(signed) : utf8(JSON.stringify({ doc, sig: "AAAA" }));
@@ -342,7 +265,7 @@ describe("manifest shape", () => {
   });
 
   it("refuses to seal a malformed manifest", async () => {
-    const sender = await deviceOf(V.sender);
+    const sender = await vectorIdentity(V.sender.inputs);
     const doc = { ...DOC, files: [{ ...DOC.files[0], size: -1 }] } as ManifestDoc;
     await refused(sealManifest(doc, sender), SignatureError);
   });

@@ -45,6 +45,7 @@ import {
   payloadKey,
   sealChunk,
 } from "../src/crypto/stream.js";
+import { VECTOR_DIR, nodeModule, readJson, webHkdf } from "./support.js";
 
 // --- Node, without its type declarations ---------------------------------------------------------
 
@@ -55,15 +56,9 @@ interface SpawnResult {
 }
 interface NodeFs {
   existsSync(path: URL | string): boolean;
-  readFileSync(path: URL, encoding: "utf8"): string;
   mkdtempSync(prefix: string): string;
   writeFileSync(path: string, data: string, options: { mode: number }): void;
   rmSync(path: string, options: { recursive: boolean; force: boolean }): void;
-}
-
-/** A Node built-in module, imported at run time (the web app's types do not know Node). */
-async function nodeModule<T>(name: string): Promise<T> {
-  return (await import(/* @vite-ignore */ name)) as T;
 }
 
 const fs = await nodeModule<NodeFs>("node:fs");
@@ -83,7 +78,7 @@ const { spawnSync } = await nodeModule<{
 // --- the CCTV vectors ----------------------------------------------------------------------------
 
 const PIN = "0.2.0";
-const PACKAGE = new URL("../../tests/vectors/cctv/node_modules/cctv-age/", import.meta.url);
+const PACKAGE = new URL("cctv/node_modules/cctv-age/", VECTOR_DIR);
 const INSTALL = "npm ci --prefix tests/vectors/cctv --no-audit --no-fund";
 const X25519_IDENTITY = /^AGE-SECRET-KEY-1[0-9A-Z]+$/;
 
@@ -239,9 +234,7 @@ const KEY = new Uint8Array(32).map((_, i) => i);
 describe("CCTV age vectors", () => {
   it("are installed at the pin, with every vector this file replays", () => {
     expect(VECTORS.length, `the CCTV vectors are missing: run ${INSTALL}`).toBeGreaterThan(0);
-    const installed = JSON.parse(fs.readFileSync(new URL("package.json", PACKAGE), "utf8")) as {
-      version: string;
-    };
+    const installed = readJson<{ version: string }>(new URL("package.json", PACKAGE));
     expect(installed.version).toBe(PIN);
     // What cctv-age 0.2.0 holds: a changed pin must be looked at, not absorbed.
     expect(X25519_SUCCESS.length).toBe(19);
@@ -453,13 +446,7 @@ describe("chunks", () => {
   it("payloadKey is HKDF-SHA-256(file key, salt = nonce, info = payload)", async () => {
     const fileKey = randomBytes(FILE_KEY_SIZE);
     const nonce = randomBytes(NONCE_SIZE);
-    const ikm = await crypto.subtle.importKey("raw", new Uint8Array(fileKey), "HKDF", false, [
-      "deriveBits",
-    ]);
-    const info = new TextEncoder().encode("payload");
-    const params = { name: "HKDF", hash: "SHA-256", salt: new Uint8Array(nonce), info };
-    const expected = new Uint8Array(await crypto.subtle.deriveBits(params, ikm, 256));
-    expect(hex(payloadKey(fileKey, nonce))).toBe(hex(expected));
+    expect(hex(payloadKey(fileKey, nonce))).toBe(await webHkdf(fileKey, "payload", nonce));
     expect(() => payloadKey(new Uint8Array(15), nonce)).toThrow(UsageError);
     expect(() => payloadKey(fileKey, new Uint8Array(17))).toThrow(UsageError);
   });

@@ -397,3 +397,13 @@ export function formatSeconds(s: number): string {
   const m = Math.floor(s / 60);
   return m > 0 ? `${m} min ${Math.round(s % 60)} s` : `${Math.round(s)} s`;
 }
+
+/** What went wrong, as the error says it (the app's own errors are sentences a user can act on). */
+export function reason(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
+}
+
+/** "It did not work: …" in the current language. */
+export function failure(error: unknown): string {
+  return t("failed", { reason: reason(error) });
+}

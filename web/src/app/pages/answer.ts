@@ -10,7 +10,7 @@ import { parseRequestFragment } from "../../crypto/links.js";
 import { IntegrityError, PliError } from "../../crypto/errors.js";
 import { ApiError } from "../api.js";
 import { field, h, replace, status } from "../dom.js";
-import { formatBytes, formatDate, t } from "../i18n.js";
+import { failure, formatBytes, formatDate, t } from "../i18n.js";
 import { Cancelled } from "../jobs.js";
 import { answerRequest, readRequest, type ReadRequest } from "../requests.js";
 import { filePicker } from "./send.js";
@@ -81,5 +81,5 @@ function explain(error: unknown): string {
   if (error instanceof ApiError && (error.status === 404 || error.status === 410)) return t("requestGone");
   if (error instanceof IntegrityError) return t("requestBroken");
   if (error instanceof PliError || error instanceof ApiError) return error.message;
-  return t("failed", { reason: error instanceof Error ? error.message : String(error) });
+  return failure(error);
 }

@@ -6,7 +6,7 @@
 
 import { call, type Listing, type TransferOut } from "../api.js";
 import { h, replace, status } from "../dom.js";
-import { formatBytes, formatDate, t } from "../i18n.js";
+import { failure, formatBytes, formatDate, reason, t } from "../i18n.js";
 import { linkTo } from "../router.js";
 import { unlocked } from "../state.js";
 import { verify } from "../transfers.js";
@@ -35,7 +35,7 @@ async function load(which: "inbox" | "outbox", cursor: string | null, list: HTML
       replace(more, button);
     } else replace(more);
   } catch (error) {
-    replace(more, status("error", t("failed", { reason: String(error) })));
+    replace(more, status("error", failure(error)));
   }
 }
 
@@ -51,7 +51,7 @@ function entry(transfer: TransferOut, which: "inbox" | "outbox"): HTMLElement {
   const meta = h("p", { class: "meta" }, `${t("state")}: ${transfer.state}`);
   const item = h("li", {}, who, details, meta, linkTo({ page: "transfer", id: transfer.id }, t("open"), { "aria-label": `${t("open")}: ${stated}` }));
   const me = unlocked();
-  const problem = (error: unknown): void => replace(details, status("error", `${t("problem")}: ${error instanceof Error ? error.message : String(error)}`));
+  const problem = (error: unknown): void => replace(details, status("error", `${t("problem")}: ${reason(error)}`));
   const files = (list: ManifestFile[]): HTMLElement => h("p", {}, list.map((f) => `${f.name} (${formatBytes(f.size)})`).join(", "));
   if (!me) return item;
   if (transfer.kind === "answer") {

@@ -10,7 +10,7 @@ import { DecryptError, GoneError, PliError, UsageError } from "../../crypto/erro
 import { openLinkFragment, parseLinkFragment, type LinkFragment } from "../../crypto/links.js";
 import { ApiError } from "../api.js";
 import { field, h, replace, status } from "../dom.js";
-import { formatDate, t } from "../i18n.js";
+import { failure, formatDate, t } from "../i18n.js";
 import { linkDownload, openLink, type OpenedLink } from "../links.js";
 import { fileRow } from "./transfer.js";
 
@@ -70,5 +70,5 @@ function explain(error: unknown): string {
   if (error instanceof DecryptError) return t("wrongLinkPassphrase");
   if (error instanceof GoneError || (error instanceof ApiError && (error.status === 404 || error.status === 410))) return t("linkGone");
   if (error instanceof UsageError || error instanceof PliError) return error.message;
-  return t("failed", { reason: error instanceof Error ? error.message : String(error) });
+  return failure(error);
 }

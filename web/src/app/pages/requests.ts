@@ -2,16 +2,16 @@
 
 import { call, path } from "../api.js";
 import { field, h, replace, status } from "../dom.js";
-import { formatDate, t } from "../i18n.js";
+import { failure, formatDate, reason, t } from "../i18n.js";
 import { createRequest, requestKeys, type RequestOut } from "../requests.js";
 import { unlocked } from "../state.js";
-import { shownUrl } from "./links.js";
+import { endButton, refreshList, shownUrl } from "./owned.js";
 import { expirySelect } from "./send.js";
 
 export function requestsPage(): HTMLElement {
   const list = h("ul", { class: "transfers" });
   const section = h("section", {}, h("h1", {}, t("requestsTitle")), h("p", {}, t("requestsIntro")), h("h2", {}, t("newRequest")), form(list), h("h2", {}, t("yourRequests")), list);
-  void refresh(list);
+  void refreshList(list, "/api/v1/requests?limit=100", item);
   return section;
 }
 
@@ -31,22 +31,12 @@ function form(list: HTMLElement): HTMLElement {
       (url) => {
         replace(line, ...shownUrl(url, t("requestReady")));
         title.value = "";
-        void refresh(list);
+        void refreshList(list, "/api/v1/requests?limit=100", item);
       },
-      (error: unknown) => replace(line, status("error", t("failed", { reason: error instanceof Error ? error.message : String(error) }))),
+      (error: unknown) => replace(line, status("error", failure(error))),
     ).finally(() => (submit.disabled = false));
   });
   return node;
-}
-
-async function refresh(list: HTMLElement): Promise<void> {
-  try {
-    const answer = await call<{ items: RequestOut[] }>("GET", "/api/v1/requests?limit=100");
-    replace(list, ...answer.items.map(item));
-    if (!answer.items.length) replace(list, h("li", {}, t("empty")));
-  } catch (error) {
-    replace(list, h("li", {}, status("error", t("failed", { reason: String(error) }))));
-  }
 }
 
 function item(request: RequestOut): HTMLElement {
@@ -59,24 +49,15 @@ function item(request: RequestOut): HTMLElement {
         if (title) replace(heading, title);
         replace(address, h("input", { type: "text", readonly: true, value: url, class: "url", "aria-label": title || request.id }));
       },
-      (error: unknown) => replace(address, status("error", `${t("problem")}: ${error instanceof Error ? error.message : String(error)}`)),
+      (error: unknown) => replace(address, status("error", `${t("problem")}: ${reason(error)}`)),
     );
   }
-  const close = h("button", { type: "button", class: "secondary", "aria-label": `${t("closeRequest")} ${request.id}` }, t("closeRequest"));
-  const line = h("span", { "aria-live": "polite" });
-  close.addEventListener("click", () => {
-    close.disabled = true;
-    void call("POST", path`/api/v1/requests/${request.id}/close`).then(
-      () => replace(line, t("closed")),
-      (error: unknown) => replace(line, t("failed", { reason: String(error) })),
-    );
-  });
   return h(
     "li",
     {},
     heading,
     h("p", { class: "meta" }, `${t("state")}: ${request.state} · ${t("filesUsed", { used: String(request.files_used), max: String(request.max_files) })} · ${t("expires")} ${formatDate(request.expires_at)}`),
     address,
-    request.state === "open" ? h("div", { class: "actions" }, close, line) : null,
+    request.state === "open" ? endButton("closeRequest", "closed", request.id, () => call("POST", path`/api/v1/requests/${request.id}/close`)) : null,
   );
 }

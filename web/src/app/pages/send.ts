@@ -4,7 +4,7 @@
  */
 
 import { h, replace, status, field } from "../dom.js";
-import { formatBytes, t } from "../i18n.js";
+import { failure, formatBytes, t } from "../i18n.js";
 import { Cancelled } from "../jobs.js";
 import { linkTo } from "../router.js";
 import { unlocked } from "../state.js";
@@ -101,7 +101,7 @@ export function sendPage(): HTMLElement {
         replace(line, status("ok", t("sent")), ...firstUse.map((e) => status("info", t("firstUse", { email: e }))), linkTo({ page: "transfer", id }, t("open")));
         picker.clear();
       },
-      (error: unknown) => replace(line, ...failure(error, me.device.email)),
+      (error: unknown) => replace(line, ...failed(error, me.device.email)),
     ).finally(() => {
       submit.disabled = false;
       cancel.hidden = true;
@@ -111,8 +111,8 @@ export function sendPage(): HTMLElement {
   return h("section", {}, h("h1", {}, t("sendTitle")), form);
 }
 
-function failure(error: unknown, me: string): HTMLElement[] {
+function failed(error: unknown, me: string): HTMLElement[] {
   if (error instanceof Cancelled) return [status("info", t("cancelled"))];
   if (error instanceof KeysChanged) return [keysChanged(error, me)];
-  return [status("error", t("failed", { reason: error instanceof Error ? error.message : String(error) }))];
+  return [status("error", failure(error))];
 }

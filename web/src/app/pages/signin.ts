@@ -2,7 +2,7 @@
 
 import { ApiError, call, saveSession, type Session } from "../api.js";
 import { field, h, replace, status } from "../dom.js";
-import { t } from "../i18n.js";
+import { failure, t } from "../i18n.js";
 import { go } from "../router.js";
 
 export function signIn(): HTMLElement {
@@ -42,7 +42,7 @@ export function signIn(): HTMLElement {
 }
 
 function explain(error: unknown): string {
-  if (!(error instanceof ApiError)) return t("failed", { reason: String(error) });
+  if (!(error instanceof ApiError)) return failure(error);
   if (error.status === 429) return t("tooMany");
   if (error.title === "Second factor required") return t("otpNeeded");
   if (error.status === 401) return t("badLogin");

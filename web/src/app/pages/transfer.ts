@@ -7,7 +7,7 @@ import { fingerprint, type Identity } from "../../crypto/keys.js";
 import type { ManifestFile } from "../../crypto/manifest.js";
 import { ApiError, call, path, type TransferOut } from "../api.js";
 import { h, replace, status } from "../dom.js";
-import { formatBytes, formatDate, formatSeconds, t } from "../i18n.js";
+import { failure, formatBytes, formatDate, formatSeconds, t } from "../i18n.js";
 import { Cancelled, type Progress, type Running } from "../jobs.js";
 import { linkTo } from "../router.js";
 import { unlocked } from "../state.js";
@@ -98,7 +98,7 @@ export function fileRow(
       },
       (error: unknown) => {
         if (error instanceof PliError && !(error instanceof Cancelled)) failed(error);
-        replace(line, status("error", error instanceof Cancelled ? t("cancelled") : t("failed", { reason: error instanceof Error ? error.message : String(error) })));
+        replace(line, status("error", error instanceof Cancelled ? t("cancelled") : failure(error)));
       },
     ).finally(() => (button.disabled = false));
   });

@@ -8,7 +8,7 @@ import { base64Padded, fromBase64Padded } from "../../crypto/b64.js";
 import { newIdentity, sealIdentity, unsealIdentity, type Identity } from "../../crypto/keys.js";
 import { ApiError, call, path, type DeviceKeys, type Escrowed } from "../api.js";
 import { field, h, replace, status } from "../dom.js";
-import { t } from "../i18n.js";
+import { failure, t } from "../i18n.js";
 import { go, takeNext } from "../router.js";
 import { setIdentity, signedIn } from "../state.js";
 import { fetchKeys, pin } from "../trust.js";
@@ -19,7 +19,7 @@ export function unlock(): HTMLElement {
   const section = h("section", { class: "narrow" }, h("p", {}, t("loading")));
   void call<Escrowed[]>("GET", "/api/v1/me/escrow").then(
     (escrowed) => replace(section, ...(escrowed.length ? unlockForm(escrowed) : createForm())),
-    (error: unknown) => replace(section, status("error", t("failed", { reason: String(error) }))),
+    (error: unknown) => replace(section, status("error", failure(error))),
   );
   return section;
 }
@@ -80,7 +80,7 @@ function createForm(): HTMLElement[] {
     replace(message, status("info", t("creating")));
     void create(first.value, second.value, login.value).then(
       (problem) => problem && replace(message, status("error", problem)),
-      (error: unknown) => replace(message, status("error", t("failed", { reason: error instanceof Error ? error.message : String(error) }))),
+      (error: unknown) => replace(message, status("error", failure(error))),
     ).finally(() => (button.disabled = false));
   });
   return [h("h1", {}, t("noEscrowTitle")), intro, form];
