@@ -293,7 +293,7 @@ class Receiver:
         plain = memoryview(bytearray(BUFFER_SIZE + SEALED_CHUNK_SIZE))
         reader.start()
         try:
-            while (item := filled.get()) is not None:
+            while (item := _next(filled)) is not None:
                 if isinstance(item, BaseException):
                     raise item
                 buffer, n = item
@@ -451,3 +451,17 @@ def _receive(fetch: Fetch, entry: FileEntry, progress: Progress, notices: list[s
         if receiver.resumed:
             notices.append(f"{label}: resumed an interrupted download")
     return partial
+
+
+def _next(
+    filled: queue.SimpleQueue[tuple[bytearray, int] | BaseException | None],
+) -> tuple[bytearray, int] | BaseException | None:
+    """The reader's next item, waited for in short slices. Ctrl-C may be delivered to the
+    reader's thread, blocked in the network; a main thread blocked in one long wait would then
+    not see it until the server sends again, and `pli get` would ignore Ctrl-C on a stalled
+    connection. Each slice's end lets the interpreter act on it."""
+    while True:
+        try:
+            return filled.get(timeout=0.1)
+        except queue.Empty:
+            continue
