@@ -6,7 +6,7 @@
     │   └── ChecksumMismatchError a part's bytes do not match its declared checksum (460)
     ├── ConfigError               missing or unusable local state (not logged in, no keys)
     ├── AuthError                 not authenticated: bad credentials or an expired session (401)
-    │   └── SecondFactorRequiredError  the password was right; a one-time code is needed too
+    │   └── SecondFactorRequiredError  the password was right; a second factor is needed too
     ├── ForbiddenError            authenticated but not allowed (403)
     ├── NotFoundError             does not exist, or is not yours to know about (404)
     ├── GoneError                 existed, but has expired or been revoked (410)
@@ -18,17 +18,21 @@
     ├── TrustError                a correspondent's key is not the one pinned
     └── CryptoError               base of the refusals raised by pli.crypto
         ├── DecryptError          not for our keys, or corrupted: deliberately not more precise
-        ├── SignatureError        a signature or a signed document does not verify
+        ├── SignatureError        a signature, a signed document or a passkey's answer does
+        │                         not verify
         └── IntegrityError        bytes do not match the hash a signed manifest commits to
             └── TamperingError    the audit log or its checkpoints were tampered with (exit 3)
 
 Crypto errors are opaque on purpose: they say that a check failed, never which internal one, so
 an attacker probing a client learns nothing. The CLI adds what the person should do next.
 The server maps this tree to `application/problem+json` in one place (pli.server.problems); the
-CLI renders it in one place (pli.client.cli).
+CLI renders it in one place (pli.client.cli). An error may add members of its own to its problem
+object (`problem_extensions`): the second factors a login can use, for one.
 """
 
 from __future__ import annotations
+
+from collections.abc import Sequence
 
 
 class PliError(Exception):
@@ -42,6 +46,10 @@ class PliError(Exception):
         super().__init__(message)
         self.message = message
         self.hint = hint
+
+    def problem_extensions(self) -> dict[str, list[str]]:
+        """Members its problem object carries beside type, title, status and detail."""
+        return {}
 
 
 class UsageError(PliError):
@@ -76,8 +84,27 @@ class AuthError(PliError):
     title = "Not authenticated"
 
 
+class SessionEndedError(AuthError):
+    """The bearer token names no live session (missing, expired, logged out): log in again.
+    Its own title lets a client tell it from a wrong password, which is also a 401."""
+
+    title = "Session ended"
+
+
 class SecondFactorRequiredError(AuthError):
+    """`methods`: the second factors the account can use, "totp" and/or "passkey"; one of
+    its recovery codes, given as a one-time code, is accepted whichever they are."""
+
     title = "Second factor required"
+
+    def __init__(
+        self, message: str, *, hint: str | None = None, methods: Sequence[str] = ()
+    ) -> None:
+        super().__init__(message, hint=hint)
+        self.methods = tuple(methods)
+
+    def problem_extensions(self) -> dict[str, list[str]]:
+        return {"methods": list(self.methods)} if self.methods else {}
 
 
 class ForbiddenError(PliError):

@@ -93,7 +93,11 @@ def problem_error(status: int, body: object) -> PliError:
         detail, title = body["detail"], str(body.get("title", ""))
     cls = ERRORS_BY_STATUS.get(status, TransportError)
     if cls is AuthError and title == SecondFactorRequiredError.title:
-        cls = SecondFactorRequiredError
+        methods = body.get("methods") if isinstance(body, dict) else None
+        listed = [m for m in methods if isinstance(m, str)] if isinstance(methods, list) else []
+        err: PliError = SecondFactorRequiredError(detail, methods=listed)
+        err.status = status
+        return err
     err = cls(detail)
     err.status = status
     return err

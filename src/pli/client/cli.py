@@ -381,10 +381,14 @@ def login(
             who = c.login(
                 url, email, password, otp=os.environ.get("PLI_TOTP"), allow_http=insecure_http
             )
-        except SecondFactorRequiredError:
+        except SecondFactorRequiredError as needed:
             if "PLI_TOTP" in os.environ or not sys.stdin.isatty():
                 raise
-            code = typer.prompt("One-time code (or a recovery code)")
+            # A passkey works in the web app only: here, its account's recovery codes do.
+            passkey_only = needed.methods == ("passkey",)
+            code = typer.prompt(
+                "Recovery code" if passkey_only else "One-time code (or a recovery code)"
+            )
             who = c.login(url, email, password, otp=code, allow_http=insecure_http)
     err.print(_clean(f"logged in as {who}"), markup=False)
 
@@ -398,6 +402,9 @@ def twofa_enable() -> None:
         err.print(_clean(f"  {enrolment['uri']}"), markup=False)
         err.print(_clean(f"  (or type the key {enrolment['secret']})"), markup=False)
         codes = c.confirm_totp(secret("PLI_TOTP", "Code shown by the app"))
+    if not codes:  # the account had a passkey already, and keeps its recovery codes
+        err.print("Second factor enabled. Your recovery codes are unchanged.")
+        return
     err.print("Second factor enabled. Recovery codes (each works once; keep them offline):")
     for code in codes:
         out.print(_clean(code), markup=False)
@@ -413,7 +420,7 @@ def alerts_clear() -> None:
 
 @twofa_app.command("disable")
 def twofa_disable() -> None:
-    """Remove the second factor (needs a current code or a recovery code)."""
+    """Turn TOTP off (needs a current code or a recovery code); passkeys stay."""
     with client() as c:
         c.disable_totp(secret("PLI_TOTP", "One-time code (or a recovery code)"))
     err.print("second factor disabled")
@@ -952,6 +959,7 @@ def _render(error: PliError, as_json: bool) -> None:
             "title": error.title,
             "status": error.status,
             "detail": error.message,
+            **error.problem_extensions(),
         }
         print(json.dumps(problem), file=sys.stderr)
         return

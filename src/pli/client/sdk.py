@@ -266,6 +266,12 @@ class Client:
     def disable_totp(self, code: str) -> None:
         self.api.request("POST", "/api/v1/me/2fa/totp/disable", json={"code": code})
 
+    def second_factors(self) -> dict[str, Any]:
+        """This account's second factors: {"totp": bool, "passkeys": [{"id", "name",
+        "created_at", "last_used_at"}], "recovery_codes_left": int}."""
+        answer: dict[str, Any] = self.api.request("GET", "/api/v1/me/2fa")
+        return answer
+
     def clear_alerts(self, code: str) -> int:
         """Clear this account's alerts (and a suspension of its downloads) with a one-time
         code of its second factor; the number cleared."""

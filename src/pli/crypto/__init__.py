@@ -9,4 +9,5 @@
 - `passphrase`: strength estimates and generated phrases for escrowed keys
 - `links`: share-link and file-request fragments, request documents, authenticated answers
 - `checkpoints`: the server's own Ed25519 key, and the audit checkpoints it signs
+- `passkeys`: WebAuthn options and the checks of an authenticator's answers (public keys only)
 """

@@ -25,8 +25,8 @@ from sqlalchemy.orm import Session
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from pli.audit import log as audit_log
-from pli.errors import AuthError, ForbiddenError
-from pli.server.auth import service, tokens
+from pli.errors import AuthError, ForbiddenError, SessionEndedError
+from pli.server.auth import recovery, service, tokens
 from pli.server.config import Settings
 from pli.server.policy import Policy
 from pli.server.policy import current as current_policy
@@ -69,7 +69,7 @@ def _bearer(request: Request) -> str:
     header = request.headers.get("authorization", "")
     scheme, _, token = header.partition(" ")
     if scheme.lower() != "bearer" or not token:
-        raise AuthError("log in first: this needs a session")
+        raise SessionEndedError("log in first: this needs a session")
     return token.strip()
 
 
@@ -97,7 +97,7 @@ def principal(
     if user is None or user.disabled_at is not None:
         raise AuthError("this account is disabled or no longer exists")
     required = current_policy(session, config).require_2fa
-    if required and user.totp_enabled_at is None and not _enrolling(request):
+    if required and not _enrolling(request) and not recovery.methods(session, user):
         raise ForbiddenError("this server requires a second factor: run `pli 2fa enable` first")
     return Principal(user, login, scopes)
 
@@ -107,7 +107,10 @@ _ENROLMENT = ("/api/v1/me/2fa/", "/api/v1/auth/logout")
 
 
 def _enrolling(request: Request) -> bool:
-    return request.url.path.startswith(_ENROLMENT) or request.url.path == "/api/v1/me"
+    return request.url.path.startswith(_ENROLMENT) or request.url.path in (
+        "/api/v1/me",
+        "/api/v1/me/2fa",
+    )
 
 
 def client_address(request: Request) -> str:

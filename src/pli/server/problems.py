@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from http import HTTPStatus
-from typing import Any
+from typing import Any, Literal
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException
 
 from pli.errors import PliError, RateLimitedError
@@ -25,6 +26,12 @@ class Problem(BaseModel):
     title: str
     status: int
     detail: str
+    # An extension member (RFC 9457, section 3.2), in "Second factor required" answers only.
+    methods: list[Literal["totp", "passkey"]] | None = Field(
+        default=None,
+        description="401 Second factor required: the second factors the account can use "
+        "(a recovery code goes where a TOTP code would, whichever they are)",
+    )
 
 
 # The statuses the API answers with a problem, declared once for every operation (see app.py),
@@ -54,8 +61,11 @@ RESPONSES: dict[int | str, dict[str, Any]] = {
 }
 
 
-def problem(status: int, title: str, detail: str) -> JSONResponse:
+def problem(
+    status: int, title: str, detail: str, extensions: Mapping[str, object] | None = None
+) -> JSONResponse:
     body = {"type": "about:blank", "title": title, "status": status, "detail": detail}
+    body.update(extensions or {})
     return JSONResponse(body, status_code=status, media_type=PROBLEM)
 
 
@@ -64,7 +74,7 @@ async def _pli_error(_request: Request, exc: Exception) -> JSONResponse:
         return await _unexpected(_request, exc)
     if exc.status >= 500:
         log.error("server error: %s", type(exc).__name__)
-    answer = problem(exc.status, exc.title, exc.message)
+    answer = problem(exc.status, exc.title, exc.message, exc.problem_extensions())
     if isinstance(exc, RateLimitedError) and exc.retry_after is not None:
         answer.headers["retry-after"] = str(exc.retry_after)
     return answer

@@ -57,7 +57,11 @@ class User(Base):
     totp_secret: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
     totp_enabled_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     totp_last_step: Mapped[int | None] = mapped_column(Integer, nullable=True)  # no replays
-    recovery_codes: Mapped[str | None] = mapped_column(Text, nullable=True)  # SHA-256 hashes
+    # SHA-256 hashes of the account's recovery codes: issued with its first second factor (TOTP
+    # or a passkey), dropped with its last.
+    recovery_codes: Mapped[str | None] = mapped_column(Text, nullable=True)
+    # The random user handle its passkeys are made for (WebAuthn's user.id): never the email.
+    passkey_handle: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
     # Set by an alert when the policy suspends downloads; cleared by an administrator or by
     # the account's second factor.
     downloads_suspended_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
@@ -73,6 +77,39 @@ class Session(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime)  # absolute timeout
     last_seen_at: Mapped[datetime] = mapped_column(UTCDateTime)  # for the idle timeout
+
+
+class Passkey(Base):
+    """A WebAuthn credential of an account, a second factor (see pli.server.auth.passkeys): its
+    public key only. The private key never leaves the person's authenticator."""
+
+    __tablename__ = "passkeys"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    credential_id: Mapped[bytes] = mapped_column(LargeBinary, unique=True)  # at most 1023 bytes
+    public_key: Mapped[bytes] = mapped_column(LargeBinary)  # COSE_Key, as the authenticator gave
+    # The authenticator's signature counter (32 bits, unsigned): an assertion must raise it.
+    sign_count: Mapped[int] = mapped_column(BigInteger)
+    rp_id: Mapped[str] = mapped_column(String(253))  # the relying party it was made for
+    transports: Mapped[str] = mapped_column(String(200))  # space-separated hints: usb internal …
+    name: Mapped[str] = mapped_column(String(100))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    last_used_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+
+
+class PasskeyChallenge(Base):
+    """A WebAuthn challenge the server handed out: for one account and one purpose (register,
+    login, confirm), used once, and only until it expires."""
+
+    __tablename__ = "passkey_challenges"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    purpose: Mapped[str] = mapped_column(String(16))
+    challenge: Mapped[bytes] = mapped_column(LargeBinary)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
 
 
 class ApiToken(Base):

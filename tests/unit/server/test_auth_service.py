@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlalchemy.orm import Session
 
-from pli.errors import AuthError, ConflictError, UsageError
+from pli.errors import AuthError, ConflictError, SessionEndedError, UsageError
 from pli.server.auth import service
 from pli.store import models
 
@@ -61,3 +61,20 @@ def test_sessions_store_only_a_hash_of_the_token(session: Session) -> None:
     assert token not in stored.token_hash
     service.close_session(session, stored)
     assert session.query(models.Session).count() == 0
+
+
+def test_an_ended_session_is_told_apart_from_a_wrong_password(session: Session) -> None:
+    user = service.create_user(
+        session, "a@example.org", "a long enough password", is_admin=False, now=NOW
+    )
+    token, _ = service.open_session(session, user, now=NOW, ttl=timedelta(hours=1))
+    idle = timedelta(minutes=30)
+    service.close_session(session, service.find_session(session, token, now=NOW, idle=idle))
+    for when in (NOW, NOW + timedelta(hours=2)):
+        with pytest.raises(SessionEndedError) as ended:
+            service.find_session(session, token, now=when, idle=idle)
+        assert ended.value.status == 401
+        assert ended.value.title == "Session ended"  # what the web app sends to sign-in on
+    with pytest.raises(AuthError) as wrong:
+        service.authenticate(session, "a@example.org", "not the password")
+    assert not isinstance(wrong.value, SessionEndedError)

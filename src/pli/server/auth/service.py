@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session
 
 from pli.audit import log as audit
 from pli.audit.chain import Event
-from pli.errors import AuthError, ConflictError, NotFoundError, UsageError
+from pli.errors import AuthError, ConflictError, NotFoundError, SessionEndedError, UsageError
 from pli.server.auth.passwords import check_password
 from pli.store import models
 from pli.store.db import Database
@@ -132,11 +132,11 @@ def find_session(session: Session, token: str, *, now: datetime, idle: timedelta
         select(models.Session).where(models.Session.token_hash == token_hash(token))
     ).first()
     if found is None:
-        raise AuthError("your session has expired or is invalid: log in again")
+        raise SessionEndedError("your session has expired or is invalid: log in again")
     if found.expires_at <= now or found.last_seen_at + idle <= now:
         session.delete(found)
         session.commit()
-        raise AuthError("your session has expired: log in again")
+        raise SessionEndedError("your session has expired: log in again")
     if now - found.last_seen_at > _TOUCH_EVERY:
         found.last_seen_at = now
         session.commit()
