@@ -15,6 +15,8 @@ from pli.server import webapp
 from pli.server.app import create_app
 from pli.server.config import Settings
 from tests.integration.conftest import PASSWORD, Server, User, make_user, upload_metadata
+from tests.integration.test_passkeys import Browser
+from tests.passkey_authenticator import Authenticator
 
 ROLES = ("anonymous", "other", "recipient", "sender", "administrator")
 SENDER_TOKEN = "the-token-a-request-url-gives-its-senders"
@@ -22,6 +24,7 @@ T, F = "{transfer_id}", "{file_id}"
 L, R, A = "{link_id}", "{request_id}", "{answer_id}"  # the sender's link and file request
 # The web app's page (pli.server.webapp), or 503 on a server where it is not built.
 WEB = 200 if (webapp.DIST / "index.html").is_file() else 503
+SW = 200 if (webapp.DIST / "assets" / webapp.SERVICE_WORKER).is_file() else 404
 # (method, path) -> expected status per role, in ROLES order. Order matters: revoke and
 # logout run last because they end the transfer and the session. The administrator (an account
 # made with --admin, party to no transfer) is answered like any other user outside the admin API.
@@ -50,8 +53,16 @@ MATRIX: dict[tuple[str, str], tuple[int, int, int, int, int]] = {
     ("POST", "/api/v1/me/2fa/totp"): (401, 200, 200, 200, 200),  # enrolment starts, pending
     ("POST", "/api/v1/me/2fa/totp/confirm"): (401, 401, 401, 401, 401),  # a wrong code
     ("POST", "/api/v1/me/2fa/totp/disable"): (401, 409, 409, 409, 409),  # none enabled
+    ("GET", "/api/v1/me/2fa"): (401, 200, 200, 200, 200),
+    ("POST", "/api/v1/me/2fa/passkeys/options"): (401, 200, 200, 200, 200),
+    ("POST", "/api/v1/me/2fa/passkeys"): (401, 410, 410, 410, 410),  # an unknown challenge
+    ("POST", "/api/v1/me/2fa/passkeys/assertion-options"): (401, 409, 409, 409, 409),  # none
+    # Another account's passkey (see `setting`): no role can remove it, nor learn it exists.
+    ("POST", "/api/v1/me/2fa/passkeys/{passkey_id}/remove"): (401, 404, 404, 404, 404),
+    ("POST", "/api/v1/auth/passkey/options"): (422, 422, 422, 422, 422),  # no credentials
     ("POST", "/api/v1/tokens"): (401, 201, 201, 201, 201),
     ("GET", "/api/v1/tokens"): (401, 200, 200, 200, 200),
+    ("GET", "/api/v1/directory"): (401, 200, 200, 200, 200),  # accounts, for picking recipients
     ("DELETE", "/api/v1/tokens/{token_id}"): (401, 404, 404, 204, 404),  # the sender's token
     ("GET", "/api/v1/admin/users"): (401, 403, 403, 403, 200),
     ("GET", "/api/v1/admin/policy"): (401, 403, 403, 403, 200),
@@ -86,6 +97,7 @@ MATRIX: dict[tuple[str, str], tuple[int, int, int, int, int]] = {
     ("GET", "/app"): (WEB, WEB, WEB, WEB, WEB),
     ("GET", "/app/{rest:path}"): (WEB, WEB, WEB, WEB, WEB),
     ("GET", "/assets/{name}"): (404, 404, 404, 404, 404),  # a name that was not built
+    ("GET", "/sw.js"): (SW, SW, SW, SW, SW),  # the service worker that streams downloads
     ("POST", f"/api/v1/requests/{R}/close"): (401, 404, 404, 200, 404),
     ("DELETE", f"/api/v1/links/{L}"): (401, 404, 404, 204, 404),
     ("POST", "/api/v1/auth/logout-all"): (401, 200, 200, 200, 200),
@@ -112,6 +124,7 @@ HEADERS = {
 }
 # Path parameters that name something else than `ids` has under the same name.
 PATH_IDS = {("GET", f"/api/v1/public/links/{L}/files/{F}"): {"file_id": "link_file_id"}}
+QUERIES = {("GET", "/api/v1/directory"): {"q": "example"}}
 BODIES = {
     ("POST", "/api/v1/devices"): {"bundle": {}},
     ("POST", "/api/v1/transfers"): {"recipients": ["bob@example.org"], "files": 1},
@@ -123,6 +136,9 @@ BODIES = {
     ("POST", "/api/v1/me/password/verify"): {"password": PASSWORD},
     ("PUT", "/api/v1/devices/{device_id}/escrow"): {"escrow": "AAAA"},
     ("POST", "/api/v1/me/2fa/totp/disable"): {"code": "000000"},
+    ("POST", "/api/v1/me/2fa/passkeys"): {"challenge_id": "0" * 32, "credential": {}, "name": "m"},
+    ("POST", "/api/v1/me/2fa/passkeys/{passkey_id}/remove"): {"code": "000000"},
+    ("POST", "/api/v1/auth/passkey/options"): {},
     ("POST", "/api/v1/me/alerts/clear"): {"code": "000000"},
     ("POST", f"/api/v1/transfers/{T}/failures"): {"reason": "decrypt"},
     ("PATCH", "/api/v1/admin/policy"): {"changes": {"alert_action": "alert"}},
@@ -171,6 +187,9 @@ PRE_AUTHENTICATION = {
     ("GET", "/healthz"),
     ("GET", "/openapi.json"),
     ("POST", "/api/v1/auth/login"),
+    # The challenge for a login with a passkey: after the password, under the login guard, so
+    # that an email address alone discloses no credential id (pli.server.auth.routes).
+    ("POST", "/api/v1/auth/passkey/options"),
     # Share links and file requests, for people without an account: rate-limited per address,
     # and every failure answers one uniform 404 (pli.server.links, pli.server.requests).
     ("POST", f"/api/v1/public/links/{L}/tickets"),
@@ -186,6 +205,7 @@ PRE_AUTHENTICATION = {
     ("GET", "/app"),
     ("GET", "/app/{rest:path}"),
     ("GET", "/assets/{name}"),
+    ("GET", "/sw.js"),
 }
 
 
@@ -204,6 +224,12 @@ def setting(sqlite_server: Server, tmp_path: Path) -> tuple[dict[str, str | None
     bob = make_user(sqlite_server, tmp_path, "bob")
     carol = make_user(sqlite_server, tmp_path, "carol")
     dave = make_user(sqlite_server, tmp_path, "dave", admin=True)
+    erin = make_user(sqlite_server, tmp_path, "erin", keys=False)  # a passkey, no role
+    erins = Browser(sqlite_server, erin)
+    try:
+        passkey = erins.enrol(Authenticator(sqlite_server.url))["passkey"]
+    finally:
+        erins.close()
     source = tmp_path / "f.txt"
     source.write_bytes(b"x")
     transfer = alice.send(source, to=bob.email)
@@ -242,6 +268,7 @@ def setting(sqlite_server: Server, tmp_path: Path) -> tuple[dict[str, str | None
         "file_id": listed["files"][0]["id"],
         "email": alice.email,
         "token_id": made["id"],
+        "passkey_id": passkey["id"],
         "device_id": json.loads((alice.home / "device.json").read_text())["doc"]["device"],
         "other": carol.email,
         "recipient": bob.email,
@@ -322,6 +349,8 @@ def test_authorization_matrix(
                     token = _fresh_session(http, ids[role])
                 headers = {**_auth(token), **HEADERS.get((method, template), {})}
                 kwargs: dict[str, object] = {"headers": headers}
+                if (method, template) in QUERIES:
+                    kwargs["params"] = QUERIES[(method, template)]
                 if (method, template) in BODIES:
                     kwargs["json"] = BODIES[(method, template)]
                 elif method == "PATCH":

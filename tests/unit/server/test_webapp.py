@@ -90,6 +90,26 @@ def test_the_policy_is_the_apps() -> None:
     assert directives["require-trusted-types-for"] == "'script'"
     assert directives["trusted-types"] == "pli-worker"
     assert directives["frame-ancestors"] == directives["base-uri"] == "'none'"
+    assert directives["frame-src"] == "'self'"  # the service worker's download frame only
+
+
+def test_the_service_worker_keeps_its_address_and_is_revalidated(tmp_path: Path) -> None:
+    worker = b"self.addEventListener('fetch', () => {});\n"
+    dist = make_dist(tmp_path / "dist", {**ASSETS, webapp.SERVICE_WORKER: (worker, JS)})
+    settings = Settings(data_dir=tmp_path / "data", web_dist=dist)
+    served, as_asset = get_all(settings, "/sw.js", f"/assets/{webapp.SERVICE_WORKER}")
+    assert served.status_code == 200
+    assert served.content == worker
+    assert served.headers["content-type"] == JS
+    assert served.headers["cache-control"] == "no-cache"  # browsers look for updates here
+    assert served.headers["content-security-policy"] == webapp.CSP
+    assert as_asset.status_code == 404  # never cached for good under another name
+
+
+def test_a_build_without_a_service_worker_has_none(built: Settings) -> None:
+    (answer,) = get_all(built, "/sw.js")
+    assert answer.status_code == 404
+    assert answer.headers["content-type"] == "application/problem+json"
 
 
 def test_listed_assets_are_served_for_good(built: Settings) -> None:

@@ -1,11 +1,12 @@
-"""Publish this device's keys; look up anyone's; fetch one's own escrowed private bundles."""
+"""Publish this device's keys; look up anyone's; find accounts; fetch one's own escrowed
+private bundles."""
 
 from __future__ import annotations
 
 import base64
-from typing import Any
+from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Query
 from pydantic import BaseModel, Field
 
 from pli.errors import UsageError
@@ -43,6 +44,24 @@ def publish(
 def devices(email: str, _user: deps.User, session: deps.DB) -> DeviceKeys:
     owner = service.user_by_email(session, email)
     return DeviceKeys(email=owner.email, devices=service.bundles_of(session, owner))
+
+
+class Entry(BaseModel):
+    kind: Literal["user"] = "user"
+    email: str
+    devices: int = Field(description="devices with published keys: what a send encrypts to")
+
+
+@router.get("/directory")
+def directory(
+    _user: deps.Sender,
+    session: deps.DB,
+    q: Annotated[str, Query(min_length=2, max_length=254, description="part of an email")],
+    limit: Annotated[int, Query(ge=1, le=50)] = 10,
+) -> list[Entry]:
+    """Accounts of this server that can receive, whose email contains `q`: what a sender picks
+    recipients from. Their keys come from `/users/{email}/devices`, checked by the client."""
+    return [Entry(email=e, devices=n) for e, n in service.search(session, q, limit=limit)]
 
 
 @router.get("/me/escrow")

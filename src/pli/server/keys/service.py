@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 from datetime import datetime
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from pli.audit import log as audit
@@ -98,3 +98,21 @@ def set_escrow(
         details={"change": "escrowed key re-wrapped"},
     )
     session.commit()
+
+
+def search(session: Session, text: str, *, limit: int) -> list[tuple[str, int]]:
+    """Active accounts that can receive (at least one published device) whose email contains
+    `text`, case-insensitively, in email order: (email, number of devices)."""
+    devices = func.count(models.Device.id)
+    stmt = (
+        select(models.User.email, devices)
+        .join(models.Device, models.Device.user_id == models.User.id)
+        .where(
+            models.User.disabled_at.is_(None),
+            models.User.email.contains(text.strip().lower(), autoescape=True),
+        )
+        .group_by(models.User.id, models.User.email)
+        .order_by(models.User.email)
+        .limit(limit)
+    )
+    return [(email, count) for email, count in session.execute(stmt)]

@@ -12,7 +12,9 @@ keep the command-line instructions of `pli.server.landing`, and the app's own ad
 503 with how to build it.
 
 Pages and assets carry the app's content security policy (see docs/security.md): an asset too,
-because a worker runs under the policy its script was served with. Cross-origin isolation
+because a worker runs under the policy its script was served with. The service worker that
+streams downloads is the one asset served under a fixed address, `/sw.js`, revalidated on every
+use (browsers look for its updates there). Cross-origin isolation
 (COOP and COEP) is what lets the app measure its own memory use.
 """
 
@@ -37,8 +39,9 @@ from pli.server import landing, problems
 DIST = Path(__file__).parent / "dist"
 
 CSP = (
-    "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data: blob:; "
-    "connect-src 'self'; worker-src 'self'; manifest-src 'self'; form-action 'none'; "
+    "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+    "connect-src 'self'; worker-src 'self'; frame-src 'self'; manifest-src 'self'; "
+    "form-action 'none'; "
     "frame-ancestors 'none'; base-uri 'none'; require-trusted-types-for 'script'; "
     "trusted-types pli-worker"
 )
@@ -47,6 +50,7 @@ ISOLATION = {
     "cross-origin-embedder-policy": "require-corp",
 }
 IMMUTABLE = "public, max-age=31536000, immutable"  # asset names change with their bytes
+SERVICE_WORKER = "sw.js"  # the one asset whose name stays: served at /sw.js, never cached
 NOT_BUILT = (
     "the web app is not built: run `make web` (it needs Node.js and npm), then restart pli serve"
 )
@@ -126,6 +130,7 @@ def router(build: Build | None) -> APIRouter:
     else:
         routes.include_router(landing.router)
     routes.add_api_route("/assets/{name}", _serve_assets(build), methods=["GET"])
+    routes.add_api_route("/sw.js", _serve_service_worker(build), methods=["GET"])
     return routes
 
 
@@ -145,10 +150,26 @@ def _serve_assets(build: Build | None) -> Callable[[str], Response]:
     assets: Mapping[str, Asset] = build.assets if build else {}
 
     def asset(name: str) -> Response:
-        found = assets.get(name)
+        found = assets.get(name) if name != SERVICE_WORKER else None
         if found is None:
             raise HTTPException(404, "no such asset")
-        headers = {"content-security-policy": CSP, **ISOLATION, "cache-control": IMMUTABLE}
-        return Response(found.body, media_type=found.media_type, headers=headers)
+        return _script(found, IMMUTABLE)
 
     return asset
+
+
+def _serve_service_worker(build: Build | None) -> Callable[[], Response]:
+    """The service worker that streams downloads (web/src/sw.ts), at the one address it keeps."""
+    found = build.assets.get(SERVICE_WORKER) if build else None
+
+    def service_worker() -> Response:
+        if found is None:
+            raise HTTPException(404, "no service worker in this build")
+        return _script(found, "no-cache")
+
+    return service_worker
+
+
+def _script(asset: Asset, cache: str) -> Response:
+    headers = {"content-security-policy": CSP, **ISOLATION, "cache-control": cache}
+    return Response(asset.body, media_type=asset.media_type, headers=headers)

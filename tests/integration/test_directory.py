@@ -1,0 +1,61 @@
+"""The directory a sender picks recipients from (`GET /api/v1/directory`), on a real server:
+accounts that can receive, found by part of their email, without wildcards, and never for a
+token that may not send."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import httpx
+
+from tests.integration.conftest import Server, bearer, make_user
+
+
+def _found(server: Server, headers: dict[str, str], q: str, **params: int) -> httpx.Response:
+    return httpx.get(
+        f"{server.url}/api/v1/directory", params={"q": q, **params}, headers=headers, timeout=30
+    )
+
+
+def test_accounts_that_can_receive_are_found_by_part_of_their_email(
+    sqlite_server: Server, tmp_path: Path
+) -> None:
+    alice = make_user(sqlite_server, tmp_path, "alice")
+    make_user(sqlite_server, tmp_path, "ars-veille")
+    make_user(sqlite_server, tmp_path, "ars-labo")
+    make_user(sqlite_server, tmp_path, "ars-nokeys", keys=False)  # cannot receive yet
+    make_user(sqlite_server, tmp_path, "ars-gone")
+    assert sqlite_server.admin("disable-user", "ars-gone@example.org").returncode == 0
+
+    answer = _found(sqlite_server, bearer(alice), "ARS-")
+    assert answer.status_code == 200
+    assert answer.json() == [
+        {"kind": "user", "email": "ars-labo@example.org", "devices": 1},
+        {"kind": "user", "email": "ars-veille@example.org", "devices": 1},
+    ]
+    assert [e["email"] for e in _found(sqlite_server, bearer(alice), "veille").json()] == [
+        "ars-veille@example.org"
+    ]
+    assert len(_found(sqlite_server, bearer(alice), "ars", limit=1).json()) == 1
+    # LIKE's wildcards are plain characters here: "%" finds no one, "_" only an underscore
+    assert _found(sqlite_server, bearer(alice), "%%").json() == []
+    assert _found(sqlite_server, bearer(alice), "a_s").json() == []
+
+
+def test_what_the_directory_refuses(sqlite_server: Server, tmp_path: Path) -> None:
+    alice = make_user(sqlite_server, tmp_path, "alice")
+    assert _found(sqlite_server, {}, "alice").status_code == 401
+    for q, params in (("a", {}), ("x" * 255, {}), ("alice", {"limit": 0}), ("al", {"limit": 51})):
+        refused = _found(sqlite_server, bearer(alice), q, **params)
+        assert refused.status_code == 422, (q, params)
+        assert refused.headers["content-type"] == "application/problem+json"
+    made = httpx.post(
+        f"{sqlite_server.url}/api/v1/tokens",
+        json={"name": "inbox robot", "scopes": ["receive"]},
+        headers=bearer(alice),
+        timeout=30,
+    )
+    receive_only = {"authorization": f"Bearer {made.json()['token']}"}
+    refused = _found(sqlite_server, receive_only, "alice")
+    assert refused.status_code == 403
+    assert "send" in refused.json()["detail"]
