@@ -4,6 +4,8 @@
 //   assets/worker-HASH.js   web/src/worker.ts, bundled
 //   assets/app-HASH.js      web/src/main.ts, bundled; it finds the worker at PLI_WORKER_URL
 //   assets/app-HASH.css     web/src/style.css, bundled
+//   assets/sw.js            web/src/sw.ts, bundled: the service worker, whose address must not
+//                           change (the server serves it at /sw.js, never cached)
 //   index.html              the app's one page, which loads them with Subresource Integrity
 //   assets.json             every asset's name, its SHA-384 and its content type: the server
 //                           serves these names and no others
@@ -64,6 +66,11 @@ function asset(stem, ext, bytes) {
   return { name, ext, bytes, sha384: `sha384-${digest("sha384", bytes, "base64")}` };
 }
 
+/** The service worker keeps one name: browsers look for its updates at the address it was registered with. */
+function serviceWorker(bytes) {
+  return { name: "sw.js", ext: ".js", bytes, sha384: `sha384-${digest("sha384", bytes, "base64")}` };
+}
+
 // The icon is empty (`data:,`) so that browsers ask for no /favicon.ico.
 function page(script, style) {
   return `<!doctype html>
@@ -112,7 +119,8 @@ async function main() {
   const define = { PLI_WORKER_URL: JSON.stringify(`/assets/${worker.name}`) };
   const script = asset("app", ".js", await bundle("src/main.ts", { define }));
   const style = asset("app", ".css", await bundle("src/style.css"));
-  write(out, [worker, script, style], page(script, style));
+  const sw = serviceWorker(await bundle("src/sw.ts", { format: "iife" }));
+  write(out, [worker, script, style, sw], page(script, style));
   console.log(`web app built in ${out}: ${script.name}, ${worker.name}, ${style.name}`);
 }
 

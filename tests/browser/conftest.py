@@ -8,12 +8,13 @@ that is set in the tests' environment, else the one `make web` writes into the p
 
 from __future__ import annotations
 
+import base64
 import os
 import re
 import secrets
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol
 from urllib.parse import urlsplit
 
 import pytest
@@ -32,6 +33,9 @@ CHROMIUM_ARGS = [
     "--disable-background-networking",
     "--disable-component-update",
     "--disable-sync",
+    # `localhost` is the server's 127.0.0.1, whatever the resolver says: the pages that need a
+    # domain name (WebAuthn refuses an IP address) use it
+    "--host-resolver-rules=MAP localhost 127.0.0.1",
 ]
 ROOT = Path(__file__).resolve().parents[2]
 AXE = ROOT / "web" / "node_modules" / "axe-core" / "axe.min.js"
@@ -101,6 +105,45 @@ def browser() -> Iterator[Browser]:
         launched.close()
 
 
+Saving = Literal["picker", "stream", "blob"]
+# How the app saves a download (web/src/app/save.ts) in a test's pages. Chromium has the File
+# System Access API, whose save dialog no test can answer, so:
+# - "picker": the dialog gives a file of the origin private file system instead (the same
+#   FileSystemFileHandle, written the same way); `opfs_file` reads it back;
+# - "stream": no File System Access API: the app streams through its service worker into a
+#   download of the browser's own, which Playwright catches;
+# - "blob": neither that API nor service workers: the app gathers Blobs and offers them.
+SAVING: dict[str, str] = {
+    "picker": """
+        window.showSaveFilePicker = async ({ suggestedName }) => {
+          const root = await navigator.storage.getDirectory();
+          return root.getFileHandle(suggestedName, { create: true });
+        };
+    """,
+    "stream": "delete window.showSaveFilePicker;",
+    "blob": "delete window.showSaveFilePicker;",
+}
+
+
+def opfs_file(page: Page, name: str) -> bytes | None:
+    """The file `name` that a "picker" page saved, or None if there is none."""
+    found: str | None = page.evaluate(
+        """async (name) => {
+          const root = await navigator.storage.getDirectory();
+          let file;
+          try { file = await (await root.getFileHandle(name)).getFile(); } catch { return null; }
+          const bytes = new Uint8Array(await file.arrayBuffer());
+          let text = "";
+          for (let i = 0; i < bytes.length; i += 0x8000) {
+            text += String.fromCharCode(...bytes.subarray(i, i + 0x8000));
+          }
+          return btoa(text);
+        }""",
+        name,
+    )
+    return None if found is None else base64.b64decode(found)
+
+
 class Pages:
     """Opens pages on the web server, each in a fresh context (no cookies, storage or cache
     shared), and records what would go unnoticed in a browser: console errors, which include
@@ -117,12 +160,20 @@ class Pages:
         self.contexts: list[BrowserContext] = []
         self.errors: dict[Page, list[str]] = {}
 
-    def __call__(self, locale: str = "en-US", *, bypass_csp: bool = False) -> Page:
+    def __call__(
+        self, locale: str = "en-US", *, bypass_csp: bool = False, saving: Saving = "stream"
+    ) -> Page:
         """A new page whose relative URLs go to the server. `bypass_csp` turns the page's
-        policy off, which injecting a test tool (axe) needs: never for what a test checks."""
+        policy off, which injecting a test tool (axe) needs: never for what a test checks.
+        `saving` is how the app saves downloads (see `SAVING`)."""
         context = self.browser.new_context(
-            base_url=self.base_url, locale=locale, accept_downloads=True, bypass_csp=bypass_csp
+            base_url=self.base_url,
+            locale=locale,
+            accept_downloads=True,
+            bypass_csp=bypass_csp,
+            service_workers="block" if saving == "blob" else "allow",
         )
+        context.add_init_script(script=SAVING[saving])
         self.contexts.append(context)
         page = context.new_page()
         errors = self.errors.setdefault(page, [])
@@ -155,8 +206,9 @@ def _record(errors: list[str], message: ConsoleMessage) -> None:
 
 @pytest.fixture
 def new_page(browser: Browser, request: pytest.FixtureRequest) -> Iterator[Pages]:
-    """`new_page(locale="en-US" | "fr-FR", *, bypass_csp=False) -> Page`, on the test's server
-    (`sqlite_server` if the test uses it, else `web_server`), and `new_page.take_errors(page)`.
+    """`new_page(locale="en-US" | "fr-FR", *, bypass_csp=False, saving="stream") -> Page`, on
+    the test's server (`sqlite_server` if the test uses it, else `web_server`), and
+    `new_page.take_errors(page)`.
     A console error or uncaught exception that no test took fails the test when it ends."""
     own = "sqlite_server" in request.fixturenames
     server: Server = request.getfixturevalue("sqlite_server" if own else "web_server")

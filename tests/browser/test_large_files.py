@@ -5,25 +5,22 @@ decrypted into Blobs, which the browser keeps out of the page, on disk when larg
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from urllib.parse import urlsplit
 
-import httpx
 import pytest
 from playwright.sync_api import Browser, Page, expect, sync_playwright
 
-from pli.crypto.identity import DeviceIdentity
 from tests.browser.conftest import CHROMIUM, CHROMIUM_ARGS
 from tests.browser.test_transfers import send_from_browser, sign_in, unlock
-from tests.integration.conftest import Server, User, bearer, make_user
+from tests.integration.conftest import CHEAP_PASSPHRASE, Server, escrow_cheap_keys, make_user
 
 NewPage = Callable[..., Page]
 SIZE = 512 << 20
 MIB = 1 << 20
-PASSPHRASE = "the passphrase of cheap keys"
 # Exact heap figures, and memory measurement that does not wait for the next collection.
 MEASURING = ["--enable-precise-memory-info", "--enable-blink-features=ForceEagerMeasureMemory"]
 
@@ -59,19 +56,6 @@ def browser() -> Iterator[Browser]:
         launched.close()
 
 
-def escrow_cheap_keys(user: User) -> None:
-    """Keys escrowed at scrypt work factor 10, which the CLI refuses for escrow but the browser
-    opens: unlocking them at the default (2^18) would leave 256 MiB of scrypt's memory in the
-    page's heap until some later collection, and hide any growth below it."""
-    identity = DeviceIdentity.generate(user.email)
-    body = {
-        "bundle": identity.public_bundle().signed,
-        "escrow": base64.b64encode(identity.seal(PASSPHRASE, 10)).decode("ascii"),
-    }
-    answer = httpx.post(f"{user.server.url}/api/v1/devices", json=body, headers=bearer(user))
-    assert answer.status_code == 201, answer.text
-
-
 def _random_file(path: Path, size: int) -> str:
     digest = hashlib.sha256()
     with path.open("wb") as out:
@@ -99,7 +83,7 @@ def test_512_mib_in_and_out_of_the_browser_in_little_memory(
     escrow_cheap_keys(bob)
     page = new_page()
     sign_in(page, sqlite_server.url, bob.email)
-    unlock(page, PASSPHRASE)
+    unlock(page, CHEAP_PASSPHRASE)
     assert page.evaluate("crossOriginIsolated") is True
     page.evaluate(SAMPLER)
 
@@ -113,6 +97,8 @@ def test_512_mib_in_and_out_of_the_browser_in_little_memory(
     heap, whole = page.evaluate("[window.__heap, window.__all]")
 
     assert _sha256(saved) == expected
+    # streamed by the app's service worker into the browser's own download: never a Blob
+    assert urlsplit(download.value.url).path.startswith("/app/download/"), download.value.url
     print(
         f"page heap grew by {heap / MIB:.1f} MiB at most (sending {sent_heap / MIB:.1f}); "
         f"page and worker {whole / MIB:.1f} MiB (sending {sent_all / MIB:.1f})"

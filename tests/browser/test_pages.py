@@ -86,10 +86,13 @@ def test_every_page(sqlite_server: Server, tmp_path: Path, new_page: NewPage, la
         ("/app/outbox", "outbox"),
         ("/app/links", "links"),
         ("/app/requests", "requests"),
+        ("/app/security", "security"),  # opens without unlocked keys: not the last one
         ("/app/keys", "keys"),
     ]:
         nav(page, path)
         expect(page.locator("main h1")).to_be_visible()
+        if name == "security":  # once the account's second factors are shown
+            expect(page.locator("dl.facts")).to_be_visible(timeout=30_000)
         check(page, name, lang)
     page.reload()
     expect(page.locator("input[name=passphrase]")).to_be_visible(timeout=30_000)

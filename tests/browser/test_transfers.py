@@ -9,13 +9,17 @@ import os
 from collections.abc import Callable
 from pathlib import Path
 
+import httpx
 import pytest
 from playwright.sync_api import Download, Page, expect
+from playwright.sync_api import Error as PlaywrightError
 
+from tests.browser.conftest import Saving, opfs_file
 from tests.integration.conftest import PASSWORD, Server, User, make_user
 from tests.integration.test_downloads import Relay
 
 BROWSER_PASSPHRASE = "a long passphrase typed in the browser"
+Q = "\u2019"  # the French apostrophe
 NewPage = Callable[..., Page]
 
 
@@ -142,32 +146,68 @@ def test_keys_escrowed_by_the_cli_unlock_in_the_browser(
     assert saved.read_text() == "bonjour\n"
 
 
-def test_a_tampered_file_is_refused_and_never_offered(
-    sqlite_server: Server, tmp_path: Path, new_page: NewPage
-) -> None:
-    alice = make_user(sqlite_server, tmp_path, "alice")
-    page = new_page()
-    bob = browser_account(sqlite_server, tmp_path, page, "bob")
+def _tampered(server: Server, tmp_path: Path, page: Page) -> tuple[str, Path]:
+    """A 200 kB file sent by alice to a browser account, its ciphertext then altered on disk."""
+    alice = make_user(server, tmp_path, "alice")
+    bob = browser_account(server, tmp_path, page, "bob")
     secret = tmp_path / "secret.bin"
     secret.write_bytes(os.urandom(200_000))
     sent = alice.send(secret, to=bob.email)
-    blobs = [p for p in (sqlite_server.data / "blobs").rglob("*") if p.is_file()]
+    blobs = [p for p in (server.data / "blobs").rglob("*") if p.is_file()]
     (blob,) = [p for p in blobs if p.stat().st_size > 200_000]  # the one file's age ciphertext
     raw = bytearray(blob.read_bytes())
     raw[-100] ^= 1
     blob.write_bytes(bytes(raw))
-
-    page.goto(f"{sqlite_server.url}/app/t/{sent}")
+    page.goto(f"{server.url}/app/t/{sent}")
     unlock(page, BROWSER_PASSPHRASE, then="Transfer")
+    return sent, secret
+
+
+@pytest.mark.parametrize("saving", ["picker", "stream", "blob"])
+def test_a_tampered_file_is_refused_and_never_kept(
+    sqlite_server: Server, tmp_path: Path, new_page: NewPage, saving: Saving
+) -> None:
+    page = new_page(saving=saving)
+    _, secret = _tampered(sqlite_server, tmp_path, page)
     downloads: list[Download] = []
 
     def offered(download: Download) -> None:  # Playwright wants a function, not a bound builtin
         downloads.append(download)
 
     page.on("download", offered)
+    if saving == "blob":  # and in French, where the check's failure is said in French too
+        page.get_by_role("button", name="Afficher en français").click()
+        page.get_by_role("button", name="Télécharger").click()
+        refusal = f"n{Q}a pas pu être déchiffré"
+    else:
+        page.get_by_role("button", name="Download").click()
+        refusal = "could not be decrypted"
+    expect(page.get_by_role("alert")).to_contain_text(refusal, timeout=30_000)
+    if saving == "picker":  # the chosen file was never written: the writes went elsewhere
+        assert opfs_file(page, secret.name) == b""
+    elif saving == "stream":  # the browser's download began, and failed: no file kept
+        (download,) = downloads
+        assert download.failure() is not None
+        with pytest.raises(PlaywrightError):
+            download.path()
+    else:
+        assert downloads == []
+
+
+def test_a_file_is_saved_where_the_user_chose(
+    sqlite_server: Server, tmp_path: Path, new_page: NewPage
+) -> None:
+    alice = make_user(sqlite_server, tmp_path, "alice")
+    page = new_page(saving="picker")
+    bob = browser_account(sqlite_server, tmp_path, page, "bob")
+    report = tmp_path / "résultats.bin"
+    report.write_bytes(os.urandom((3 << 20) + 11))
+    sent = alice.send(report, to=bob.email)
+    page.goto(f"{sqlite_server.url}/app/t/{sent}")
+    unlock(page, BROWSER_PASSPHRASE, then="Transfer")
     page.get_by_role("button", name="Download").click()
-    expect(page.get_by_role("alert")).to_contain_text("could not be decrypted", timeout=30_000)
-    assert downloads == []
+    expect(page.get_by_text("Decrypted and checked.")).to_be_visible(timeout=60_000)
+    assert opfs_file(page, report.name) == report.read_bytes()
 
 
 @pytest.mark.parametrize("lang", ["en", "fr"])
@@ -215,3 +255,39 @@ def test_an_upload_cut_by_the_network_goes_on_where_it_stopped(
     out.mkdir()
     alice.ok("get", sent["id"], "-o", str(out))
     assert digest(out / "export.bin") == digest(big)
+
+
+def test_an_ended_session_sends_back_to_sign_in_and_then_where_it_was(
+    sqlite_server: Server, tmp_path: Path, new_page: NewPage
+) -> None:
+    page = new_page()
+    dora = browser_account(sqlite_server, tmp_path, page, "dora")
+    token = page.evaluate("JSON.parse(sessionStorage.getItem('pli:session')).token")
+    ended = httpx.post(
+        f"{sqlite_server.url}/api/v1/auth/logout",
+        headers={"authorization": f"Bearer {token}"},
+        timeout=30,
+    )
+    assert ended.status_code == 204
+    page.get_by_role("link", name="Sent").click()
+    expect(page).to_have_url(f"{sqlite_server.url}/app/signin")
+    expect(page.get_by_text("Your session ended: sign in again to go on.")).to_be_visible()
+    page.get_by_label("Email").fill(dora.email)
+    page.get_by_label("Password").fill(PASSWORD)
+    page.get_by_role("button", name="Sign in").click()
+    unlock(page, BROWSER_PASSPHRASE, then="Sent")
+    expect(page).to_have_url(f"{sqlite_server.url}/app/outbox")
+
+
+def test_recipients_are_suggested_from_the_accounts_of_the_server(
+    sqlite_server: Server, tmp_path: Path, new_page: NewPage
+) -> None:
+    page = new_page()
+    browser_account(sqlite_server, tmp_path, page, "eve")
+    make_user(sqlite_server, tmp_path, "ars-veille")
+    make_user(sqlite_server, tmp_path, "ars-nokeys", keys=False)  # cannot receive: not offered
+    page.get_by_role("link", name="Send files").click()
+    page.get_by_label("Recipients").fill("colleague@example.org, ars-")
+    options = page.locator("#known-recipients option")
+    expect(options).to_have_count(1, timeout=10_000)
+    assert options.first.get_attribute("value") == ("colleague@example.org, ars-veille@example.org")

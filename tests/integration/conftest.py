@@ -22,6 +22,8 @@ import httpx
 import psycopg
 import pytest
 
+from pli.crypto.identity import DeviceIdentity
+
 PLI = str(Path(sys.executable).with_name("pli"))
 PASSWORD = "correct-horse-battery-staple"
 PASSPHRASE = "a device passphrase for tests"
@@ -239,6 +241,25 @@ def three_people(server: Server, tmp: Path) -> tuple[User, User, User]:
 @pytest.fixture
 def people(server: Server, tmp_path: Path) -> tuple[User, User, User]:
     return three_people(server, tmp_path)
+
+
+# --- keys a browser unlocks cheaply -------------------------------------------------------
+
+CHEAP_PASSPHRASE = "the passphrase of cheap keys"
+
+
+def escrow_cheap_keys(user: User, passphrase: str = CHEAP_PASSPHRASE) -> None:
+    """New keys for `user` (made with `keys=False`), escrowed under `passphrase` at scrypt work
+    factor 10, which the CLI refuses for escrow but the browser opens: unlocking them at the
+    default (2^18) would leave 256 MiB of scrypt's memory in the page's heap until some later
+    collection, and hide any growth below it."""
+    identity = DeviceIdentity.generate(user.email)
+    body = {
+        "bundle": identity.public_bundle().signed,
+        "escrow": base64.b64encode(identity.seal(passphrase, 10)).decode("ascii"),
+    }
+    answer = httpx.post(f"{user.server.url}/api/v1/devices", json=body, headers=bearer(user))
+    assert answer.status_code == 201, answer.text
 
 
 # --- resumable uploads, spoken directly -----------------------------------------------------

@@ -12,12 +12,15 @@ import { linkPage } from "./app/pages/link.js";
 import { linksPage } from "./app/pages/links.js";
 import { requestLanding } from "./app/pages/answer.js";
 import { requestsPage } from "./app/pages/requests.js";
+import { securityPage } from "./app/pages/security.js";
 import { sendPage } from "./app/pages/send.js";
-import { signIn } from "./app/pages/signin.js";
+import { noteSessionEnded, signIn } from "./app/pages/signin.js";
 import { transfer } from "./app/pages/transfer.js";
 import { unlock } from "./app/pages/unlock.js";
 import { go, linkTo, onNavigate, parse, rememberNext, type Route } from "./app/router.js";
-import { signOut, signedIn, unlocked } from "./app/state.js";
+import { setIdentity, signOut, signedIn, unlocked } from "./app/state.js";
+import { whenSessionEnds } from "./app/api.js";
+import { prepare as prepareSaving } from "./app/save.js";
 
 const root = document.getElementById("app") ?? document.body;
 
@@ -41,7 +44,7 @@ function guarded(route: Route): Route {
   if (route.page === "link" || route.page === "request" || route.page === "notfound") return route;
   if (!signedIn()) return route.page === "signin" ? route : redirect({ page: "signin" });
   if (route.page === "signin") return redirect({ page: "inbox" });
-  if (!unlocked() && route.page !== "unlock") return redirect({ page: "unlock" });
+  if (!unlocked() && route.page !== "unlock" && route.page !== "security") return redirect({ page: "unlock" });
   return route;
 }
 
@@ -64,6 +67,8 @@ function page(route: Route): HTMLElement {
       return sendPage();
     case "keys":
       return keysPage();
+    case "security":
+      return securityPage();
     case "transfer":
       return transfer(route.id);
     case "links":
@@ -87,6 +92,7 @@ function title(route: Route): string {
     outbox: "outboxTitle",
     send: "sendTitle",
     keys: "keysTitle",
+    security: "securityTitle",
     transfer: "transferTitle",
     links: "linksTitle",
     requests: "requestsTitle",
@@ -124,6 +130,7 @@ function navigation(route: Route): HTMLElement {
     [{ page: "links" }, "navLinks"],
     [{ page: "requests" }, "navRequests"],
     [{ page: "keys" }, "navKeys"],
+    [{ page: "security" }, "navSecurity"],
   ];
   return h(
     "nav",
@@ -133,5 +140,12 @@ function navigation(route: Route): HTMLElement {
 }
 
 setLang(chosenLang(), false);
+whenSessionEnds(() => {
+  setIdentity(null);
+  noteSessionEnded();
+  rememberNext(location.pathname);
+  go({ page: "signin" }, true);
+});
 onNavigate(render);
 render();
+prepareSaving();

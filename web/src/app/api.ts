@@ -9,6 +9,8 @@ export class ApiError extends Error {
     readonly status: number,
     readonly title: string,
     detail: string,
+    /** what else the problem document said, such as `methods` for a second factor */
+    readonly extra: Record<string, unknown> = {},
   ) {
     super(detail || title);
   }
@@ -58,22 +60,40 @@ export async function call<T>(method: string, url: string, body?: unknown): Prom
     credentials: "omit",
     cache: "no-store",
   });
-  if (!response.ok) throw await problem(response);
+  if (!response.ok) throw ended(await problem(response));
   if (response.status === 204) return undefined as T;
   return (await response.json()) as T;
+}
+
+let onEnded: (() => void) | null = null;
+
+/** What to do when the server says the session ended (expired, logged out elsewhere). */
+export function whenSessionEnds(handler: () => void): void {
+  onEnded = handler;
+}
+
+/** A 401 "Session ended" forgets the session here too, and lets the app send the user to sign in. */
+function ended(error: ApiError): ApiError {
+  if (error.status === 401 && error.title === "Session ended" && session()) {
+    saveSession(null);
+    onEnded?.();
+  }
+  return error;
 }
 
 export async function problem(response: Response): Promise<ApiError> {
   let title = response.statusText;
   let detail = "";
+  let extra: Record<string, unknown> = {};
   try {
-    const body = (await response.json()) as { title?: unknown; detail?: unknown };
+    const body = (await response.json()) as Record<string, unknown>;
     if (typeof body.title === "string") title = body.title;
     if (typeof body.detail === "string") detail = body.detail;
+    if (body && typeof body === "object") extra = body;
   } catch {
     // not a problem document: keep the status line
   }
-  return new ApiError(response.status, title, detail);
+  return new ApiError(response.status, title, detail, extra);
 }
 
 // --- the shapes the pages use ----------------------------------------------------------------

@@ -3,6 +3,8 @@
  * user picked one with the switch, which is remembered on this browser only.
  */
 
+import { DecryptError, GoneError, IntegrityError, SignatureError, TrustError } from "../crypto/errors.js";
+
 export type Lang = "en" | "fr";
 
 const STORE = "pli:lang";
@@ -17,6 +19,32 @@ const en = {
   navOutbox: "Sent",
   navSend: "Send files",
   navKeys: "Keys",
+  navSecurity: "Security",
+  securityTitle: "Sign-in security",
+  passkeysTitle: "Passkeys",
+  passkeysIntro: "A passkey is kept by this device, a security key or your password manager, for this site only: a look-alike site cannot use it. With one, signing in asks for it after your password.",
+  passkeysUnsupported: "This browser cannot make passkeys.",
+  noPasskeys: "No passkey yet.",
+  addPasskey: "Add a passkey",
+  passkeyName: "Name",
+  passkeyNameHint: "To tell your passkeys apart, such as the device that keeps it.",
+  passkeyDefaultName: "My passkey",
+  passkeyNameNeeded: "Give the passkey a name.",
+  passkeyAdded: "Passkey “{name}” added.",
+  passkeyRemoved: "Passkey “{name}” removed.",
+  passkeyDismissed: "No passkey was used: the request was dismissed, timed out, or this device has no passkey for this account.",
+  passkeyNeeded: "Use your passkey, or enter a code from your authenticator app or a recovery code.",
+  usePasskey: "Use my passkey",
+  removeWithCode: "Removing a passkey",
+  removeWithCodeHint: "Removing asks for one of your passkeys; or fill in a code from your authenticator app or a recovery code here first.",
+  authenticatorApp: "Authenticator app",
+  recoveryCodesLeft: "Recovery codes left",
+  recoveryCodesOnce: "Your recovery codes, shown this once. Keep them somewhere safe: each signs you in once if you lose your passkeys.",
+  on: "on",
+  off: "off",
+  added: "Added",
+  lastUsed: "Last used",
+  actions: "Actions",
   navSignOut: "Sign out",
   signInTitle: "Sign in",
   email: "Email",
@@ -26,6 +54,8 @@ const en = {
   signIn: "Sign in",
   signingIn: "Signing in…",
   badLogin: "The email or the password is wrong.",
+  badCode: "The email, the password or the code is wrong (a code works once).",
+  sessionEnded: "Your session ended: sign in again to go on.",
   otpNeeded: "Enter the code from your authenticator app.",
   tooMany: "Too many attempts. Wait a few minutes, then try again.",
   unlockTitle: "Unlock your keys",
@@ -101,6 +131,13 @@ const en = {
   cancelled: "Cancelled.",
   networkLost: "Connection lost; retrying…",
   failed: "It did not work: {reason}",
+  errIntegrity: "the file or its description is not what the sender signed; nothing was kept.",
+  errSignature: "the sender's signature does not verify; nothing was kept.",
+  errTrust: "the sender's key is not the one this browser knows for them.",
+  errDecrypt: "the file could not be decrypted: it is damaged, or not for this key.",
+  errGone: "this transfer has expired or was withdrawn.",
+  errNetwork: "the server cannot be reached: check the connection and try again.",
+  errServer: "the server refused ({detail}).",
   notFound: "This page does not exist.",
   gone: "This transfer has expired or was revoked.",
   back: "Back to the inbox",
@@ -173,6 +210,19 @@ const en = {
   requester: "Asked by",
   navigation: "Main menu",
   signedInAs: "Signed in as {email}",
+  resumeTitle: "Interrupted send",
+  resumeIntro: "An upload was interrupted: select the same files again to resume.",
+  resumeStarted: "begun {date}",
+  resumeChoose: "The same files",
+  resumeSend: "Resume sending",
+  resumeDiscard: "Discard this send",
+  resumeDiscarded: "The interrupted send was discarded.",
+  resumeNoFiles: "Choose the same files again first.",
+  resumeSameFiles: "These are not the files of the interrupted send. Choose: {names}.",
+  resumeAfresh: "The interrupted transfer could not go on (it had ended, or keys changed): the files were sent again as a new transfer.",
+  resumeChanged: "{name} is not the file that was interrupted: it was sent again from its start, under a new key.",
+  resumeLost: "This browser can no longer resume this send: it was discarded. Send the files again.",
+  resumeElsewhere: "This send is going on in another tab or window.",
 };
 
 export type Key = keyof typeof en;
@@ -187,6 +237,32 @@ const fr: Record<Key, string> = {
   navOutbox: "Envoyés",
   navSend: "Envoyer",
   navKeys: "Clés",
+  navSecurity: "Sécurité",
+  securityTitle: "Sécurité de la connexion",
+  passkeysTitle: "Clés d’accès",
+  passkeysIntro: "Une clé d’accès est gardée par cet appareil, une clé de sécurité ou votre gestionnaire de mots de passe, pour ce site seulement : un site imitant celui-ci ne peut pas s’en servir. Avec une clé d’accès, la connexion la demande après votre mot de passe.",
+  passkeysUnsupported: "Ce navigateur ne sait pas créer de clé d’accès.",
+  noPasskeys: "Aucune clé d’accès pour l’instant.",
+  addPasskey: "Ajouter une clé d’accès",
+  passkeyName: "Nom",
+  passkeyNameHint: "Pour distinguer vos clés d’accès, par exemple l’appareil qui la garde.",
+  passkeyDefaultName: "Ma clé d’accès",
+  passkeyNameNeeded: "Donnez un nom à la clé d’accès.",
+  passkeyAdded: "Clé d’accès « {name} » ajoutée.",
+  passkeyRemoved: "Clé d’accès « {name} » supprimée.",
+  passkeyDismissed: "Aucune clé d’accès n’a été utilisée : la demande a été refusée ou a expiré, ou cet appareil n’a pas de clé d’accès pour ce compte.",
+  passkeyNeeded: "Utilisez votre clé d’accès, ou saisissez un code de votre application d’authentification ou un code de secours.",
+  usePasskey: "Utiliser ma clé d’accès",
+  removeWithCode: "Supprimer une clé d’accès",
+  removeWithCodeHint: "La suppression demande l’une de vos clés d’accès ; ou bien saisissez d’abord ici un code de votre application d’authentification ou un code de secours.",
+  authenticatorApp: "Application d’authentification",
+  recoveryCodesLeft: "Codes de secours restants",
+  recoveryCodesOnce: "Vos codes de secours, affichés cette seule fois. Gardez-les en lieu sûr : chacun vous connecte une fois si vous perdez vos clés d’accès.",
+  on: "activée",
+  off: "désactivée",
+  added: "Ajoutée le",
+  lastUsed: "Dernière utilisation",
+  actions: "Actions",
   navSignOut: "Se déconnecter",
   signInTitle: "Connexion",
   email: "Adresse électronique",
@@ -196,6 +272,8 @@ const fr: Record<Key, string> = {
   signIn: "Se connecter",
   signingIn: "Connexion…",
   badLogin: "L’adresse ou le mot de passe est faux.",
+  badCode: "L’adresse, le mot de passe ou le code est faux (un code ne sert qu’une fois).",
+  sessionEnded: "Votre session a pris fin : reconnectez-vous pour continuer.",
   otpNeeded: "Saisissez le code de votre application d’authentification.",
   tooMany: "Trop de tentatives. Attendez quelques minutes puis réessayez.",
   unlockTitle: "Déverrouiller vos clés",
@@ -271,6 +349,13 @@ const fr: Record<Key, string> = {
   cancelled: "Annulé.",
   networkLost: "Connexion perdue ; nouvelle tentative…",
   failed: "Échec : {reason}",
+  errIntegrity: "le fichier ou sa description ne correspond pas à ce que l’expéditeur a signé ; rien n’a été gardé.",
+  errSignature: "la signature de l’expéditeur ne se vérifie pas ; rien n’a été gardé.",
+  errTrust: "la clé de l’expéditeur n’est pas celle que ce navigateur connaît pour lui.",
+  errDecrypt: "le fichier n’a pas pu être déchiffré : il est abîmé, ou n’est pas destiné à cette clé.",
+  errGone: "ce transfert a expiré ou a été retiré.",
+  errNetwork: "le serveur est injoignable : vérifiez la connexion et réessayez.",
+  errServer: "le serveur a refusé ({detail}).",
   notFound: "Cette page n’existe pas.",
   gone: "Cet envoi a expiré ou a été révoqué.",
   back: "Retour aux fichiers reçus",
@@ -343,6 +428,19 @@ const fr: Record<Key, string> = {
   requester: "Demandé par",
   navigation: "Menu principal",
   signedInAs: "Connecté en tant que {email}",
+  resumeTitle: "Envoi interrompu",
+  resumeIntro: "Un envoi a été interrompu : choisissez de nouveau les mêmes fichiers pour le reprendre.",
+  resumeStarted: "commencé le {date}",
+  resumeChoose: "Les mêmes fichiers",
+  resumeSend: "Reprendre l’envoi",
+  resumeDiscard: "Abandonner cet envoi",
+  resumeDiscarded: "L’envoi interrompu a été abandonné.",
+  resumeNoFiles: "Choisissez d’abord de nouveau les mêmes fichiers.",
+  resumeSameFiles: "Ce ne sont pas les fichiers de l’envoi interrompu. Choisissez : {names}.",
+  resumeAfresh: "Le transfert interrompu ne pouvait pas reprendre (il avait pris fin, ou des clés ont changé) : les fichiers ont été renvoyés dans un nouveau transfert.",
+  resumeChanged: "{name} n’est pas le fichier interrompu : il a été renvoyé depuis le début, sous une nouvelle clé.",
+  resumeLost: "Ce navigateur ne peut plus reprendre cet envoi : il a été abandonné. Envoyez de nouveau les fichiers.",
+  resumeElsewhere: "Cet envoi se poursuit dans un autre onglet ou une autre fenêtre.",
 };
 
 const dictionaries: Record<Lang, Record<Key, string>> = { en, fr };
@@ -398,9 +496,28 @@ export function formatSeconds(s: number): string {
   return m > 0 ? `${m} min ${Math.round(s % 60)} s` : `${Math.round(s)} s`;
 }
 
-/** What went wrong, as the error says it (the app's own errors are sentences a user can act on). */
+/** The checks' errors, said in French (their messages, like the server's, are English). */
+const FRENCH: [abstract new (...args: never[]) => Error, Key][] = [
+  [IntegrityError, "errIntegrity"],
+  [SignatureError, "errSignature"],
+  [TrustError, "errTrust"],
+  [DecryptError, "errDecrypt"],
+  [GoneError, "errGone"],
+];
+
+/**
+ * What went wrong, as the error says it (the app's own errors are sentences a user can act on).
+ * In French, the checks' errors are said in French, and the server's refusals are introduced in
+ * French with its English detail kept.
+ */
 export function reason(error: unknown): string {
-  return error instanceof Error ? error.message : String(error);
+  const message = error instanceof Error ? error.message : String(error);
+  if (current !== "fr" || !(error instanceof Error)) return message;
+  const known = FRENCH.find(([kind]) => error instanceof kind);
+  if (known) return t(known[1]);
+  if (error instanceof TypeError) return t("errNetwork");
+  if ("status" in error && typeof error.status === "number") return t("errServer", { detail: message });
+  return message;
 }
 
 /** "It did not work: …" in the current language. */

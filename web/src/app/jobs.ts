@@ -1,15 +1,13 @@
 /**
  * The page's side of the worker (src/worker.ts): start a job, follow its progress, cancel it.
  *
- * The worker's address is the content-addressed bundle the build names (`PLI_WORKER_URL`), and
- * under the page's Trusted Types policy the only script URL this page may ever create is that
- * one.
+ * The worker's address is the content-addressed bundle the build names, let through the page's
+ * Trusted Types policy by ./scripts.ts.
  */
 
 import { DecryptError, IntegrityError, PliError } from "../crypto/errors.js";
 import type { GetFile, Job, Reply, SendFile, Sent } from "../worker/protocol.js";
-
-declare const PLI_WORKER_URL: string;
+import { scriptUrl, WORKER_URL } from "./scripts.js";
 
 export class Cancelled extends PliError {}
 export class JobError extends PliError {
@@ -25,10 +23,12 @@ export interface Progress {
   done: number;
   total: number;
   retrying?: boolean;
+  /** An interrupted upload could not go on: this file is sent again from its start. */
+  restarted?: boolean;
 }
 
 interface Pending {
-  resolve(value: Sent | Blob): void;
+  resolve(value: Sent | Blob | null): void;
   reject(error: Error): void;
   progress(state: Progress): void;
 }
@@ -37,22 +37,9 @@ let worker: Worker | null = null;
 let next = 1;
 const pending = new Map<number, Pending>();
 
-interface TrustedTypesLike {
-  createPolicy(name: string, rules: { createScriptURL(url: string): string }): { createScriptURL(url: string): unknown };
-}
-
 function start(): Worker {
   if (worker) return worker;
-  const tt = (globalThis as { trustedTypes?: TrustedTypesLike }).trustedTypes;
-  const url = tt
-    ? tt.createPolicy("pli-worker", {
-        createScriptURL(candidate: string): string {
-          if (candidate !== PLI_WORKER_URL) throw new TypeError("not the worker's address");
-          return candidate;
-        },
-      }).createScriptURL(PLI_WORKER_URL)
-    : PLI_WORKER_URL;
-  worker = new Worker(url as string, { type: "module", name: "pli" });
+  worker = new Worker(scriptUrl(WORKER_URL), { type: "module", name: "pli" });
   worker.onmessage = (event: MessageEvent<Reply>) => settle(event.data);
   worker.onerror = () => failAll("the page's worker stopped: reload the page and try again");
   worker.onmessageerror = () => failAll("the page's worker sent an unreadable message");
@@ -88,13 +75,13 @@ export interface Running<T> {
   cancel(): void;
 }
 
-function run<T extends Sent | Blob>(job: Job, progress: (state: Progress) => void): Running<T> {
+function run<T extends Sent | Blob | null>(job: Job, progress: (state: Progress) => void, transfer: Transferable[] = []): Running<T> {
   const w = start();
   const id = next++;
   const done = new Promise<T>((resolve, reject) => {
-    pending.set(id, { resolve: resolve as (v: Sent | Blob) => void, reject, progress });
+    pending.set(id, { resolve: resolve as (v: Sent | Blob | null) => void, reject, progress });
   });
-  w.postMessage({ id, job });
+  w.postMessage({ id, job }, transfer);
   return { done, cancel: () => w.postMessage({ id, cancel: true }) };
 }
 
@@ -102,6 +89,8 @@ export function sendFile(job: Omit<SendFile, "op">, progress: (state: Progress) 
   return run<Sent>({ op: "send", ...job }, progress);
 }
 
-export function getFile(job: Omit<GetFile, "op">, progress: (state: Progress) => void): Running<Blob> {
-  return run<Blob>({ op: "get", ...job }, progress);
+/** A download into `job.sink`; a Blob when the sink is Blobs, else null once the file is kept. */
+export function getFile(job: Omit<GetFile, "op">, progress: (state: Progress) => void): Running<Blob | null> {
+  const transfer = job.sink.kind === "port" ? [job.sink.port] : [];
+  return run<Blob | null>({ op: "get", ...job }, progress, transfer);
 }

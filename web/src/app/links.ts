@@ -11,6 +11,7 @@ import { checkFileList, checkNotExpired, type ManifestDoc, type ManifestFile } f
 import { IntegrityError } from "../crypto/errors.js";
 import { call, path, problem, type TransferOut } from "./api.js";
 import * as jobs from "./jobs.js";
+import type { Sink } from "../worker/protocol.js";
 import { checkAssignedExpiry, Control, deliver, manifest, type SendProgress } from "./transfers.js";
 import { ownOthers } from "./trust.js";
 
@@ -119,8 +120,8 @@ async function publicCall<T>(method: string, url: string, bearer: string | null)
   return (await response.json()) as T;
 }
 
-export function linkDownload(link: OpenedLink, file: ManifestFile, progress: (p: jobs.Progress) => void): jobs.Running<Blob> {
+export function linkDownload(link: OpenedLink, file: ManifestFile, sink: Sink, progress: (p: jobs.Progress) => void): jobs.Running<Blob | null> {
   const url = path`/api/v1/public/links/${link.id}/files/${file.id}`;
-  return jobs.getFile({ url, token: link.ticket, ageIdentity: link.identity, expected: file }, progress);
+  return jobs.getFile({ url, token: link.ticket, ageIdentity: link.identity, expected: file, sink }, progress);
 }
 

@@ -13,6 +13,7 @@ export type Route =
   | { page: "keys" }
   | { page: "links" }
   | { page: "requests" }
+  | { page: "security" }
   | { page: "transfer"; id: string }
   | { page: "link"; id: string }
   | { page: "request"; id: string }
@@ -28,7 +29,7 @@ export function parse(pathname: string): Route {
   if (first === "r" && second && ID.test(second) && parts.length === 2) return { page: "request", id: second };
   if (first !== "app") return { page: "notfound" };
   if (second === "t" && third && ID.test(third) && parts.length === 3) return { page: "transfer", id: third };
-  const simple = ["signin", "unlock", "inbox", "outbox", "send", "keys", "links", "requests"] as const;
+  const simple = ["signin", "unlock", "inbox", "outbox", "send", "keys", "links", "requests", "security"] as const;
   const found = simple.find((name) => name === second);
   return found && parts.length === 2 ? { page: found } : { page: "notfound" };
 }

@@ -18,9 +18,10 @@ import {
   type ManifestDoc,
   type ManifestFile,
 } from "../crypto/manifest.js";
-import type { Sent } from "../worker/protocol.js";
+import type { Sent, Sink } from "../worker/protocol.js";
 import { authHeader, call, path, session, type TransferOut } from "./api.js";
 import * as jobs from "./jobs.js";
+import * as pending from "./pending.js";
 import { ownOthers, pinnedKeys, type Keys } from "./trust.js";
 
 export interface Verified {
@@ -74,6 +75,8 @@ export interface Sending {
 export class Control {
   cancelled = false;
   current: jobs.Running<Sent> | null = null;
+  /** Files whose interrupted upload could not go on: sent again from their start, under a new key. */
+  restarted: string[] = [];
 
   cancel(): void {
     this.cancelled = true;
@@ -83,7 +86,8 @@ export class Control {
 
 /**
  * Encrypt and upload every file of a created transfer to `ages`, one after the other; the
- * manifest entries. `token` is the account's session, or a request's guest token.
+ * manifest entries. `token` is the account's session, or a request's guest token. With `keep`
+ * (the account's email), each upload is kept resumable in this browser (./pending.ts).
  */
 export async function uploadAll(
   transfer: { id: string; files: { id: string }[] },
@@ -92,21 +96,28 @@ export async function uploadAll(
   token: string,
   progress: (p: SendProgress) => void,
   control: Control,
+  keep?: string,
 ): Promise<ManifestFile[]> {
   const entries: ManifestFile[] = [];
   for (const [i, file] of files.entries()) {
     if (control.cancelled) throw new jobs.Cancelled("cancelled");
     const slot = transfer.files[i];
     if (!slot) throw new IntegrityError("the server made fewer file slots than asked");
-    control.current = jobs.sendFile({ file, recipients: ages, transfer: transfer.id, slot: slot.id, token }, (p) =>
-      progress({ file: i, done: p.done, total: p.total, retrying: p.retrying ?? false }),
-    );
+    control.current = jobs.sendFile({ file, recipients: ages, transfer: transfer.id, slot: slot.id, token, keep }, (p) => {
+      if (p.restarted) control.restarted.push(file.name);
+      progress({ file: i, done: p.done, total: p.total, retrying: p.retrying ?? false });
+    });
     entries.push({ id: slot.id, name: file.name, ...(await control.current.done) });
   }
   return entries;
 }
 
-/** Upload, then seal what `manifest` makes of the entries; the transfer is abandoned on failure. */
+/**
+ * Upload, then seal what `manifest` makes of the entries; the transfer is abandoned on failure.
+ * With `keep` (the account's email), what this browser kept to resume the send is forgotten
+ * either way, once the transfer is sealed or abandoned; and one page at a time sends a transfer
+ * (pending.Busy, before anything is sent or abandoned, if another is sending it).
+ */
 export async function deliver(
   me: Identity,
   transfer: TransferOut,
@@ -115,15 +126,38 @@ export async function deliver(
   manifest: (entries: ManifestFile[]) => ManifestDoc,
   progress: (p: SendProgress) => void,
   control: Control,
+  keep?: string,
 ): Promise<void> {
+  if (keep) {
+    const work = (): Promise<void> => delivering(me, transfer, files, ages, manifest, progress, control, keep);
+    return pending.whileSending(transfer.id, work);
+  }
+  return delivering(me, transfer, files, ages, manifest, progress, control);
+}
+
+async function delivering(
+  me: Identity,
+  transfer: TransferOut,
+  files: File[],
+  ages: string[],
+  manifest: (entries: ManifestFile[]) => ManifestDoc,
+  progress: (p: SendProgress) => void,
+  control: Control,
+  keep?: string,
+): Promise<void> {
+  const forget = async (): Promise<void> => {
+    if (keep) await pending.forget(keep, transfer.id).catch(() => undefined);
+  };
   try {
-    const entries = await uploadAll(transfer, files, ages, session()?.token ?? "", progress, control);
+    const entries = await uploadAll(transfer, files, ages, session()?.token ?? "", progress, control, keep);
     const sealed = await sealManifest(manifest(entries), me);
     await call("POST", path`/api/v1/transfers/${transfer.id}/seal`, { manifest: base64Padded(sealed) });
   } catch (error) {
     await call("DELETE", path`/api/v1/transfers/${transfer.id}`).catch(() => undefined);
+    await forget();
     throw error;
   }
+  await forget();
 }
 
 const UNITS: Record<string, number> = { s: 1, m: 60, h: 3600, d: 86400 };
@@ -145,7 +179,15 @@ export function checkAssignedExpiry(assigned: string, expiresIn: string, now = D
 /** Encrypt and upload every file, then seal the signed manifest (as `pli send`). */
 export function send(me: Identity, out: Outgoing, progress: (p: SendProgress) => void): Sending {
   const control = new Control();
-  const done = (async () => {
+  return { done: sendWith(me, out, progress, control), cancel: () => control.cancel() };
+}
+
+/**
+ * `send`, under a given control. What resuming it after a reload needs is kept in this browser
+ * (./pending.ts) from when the transfer is created until it is sealed or abandoned.
+ */
+export function sendWith(me: Identity, out: Outgoing, progress: (p: SendProgress) => void, control: Control): Promise<{ id: string; firstUse: string[] }> {
+  return (async () => {
     const everyone = await Promise.all([...new Set(out.recipients)].sort().map((e) => pinnedKeys(me.device.email, e)));
     const mine = await ownOthers(me);
     const recipients = [...everyone.flatMap((k: Keys) => k.devices), ...mine];
@@ -159,10 +201,36 @@ export function send(me: Identity, out: Outgoing, progress: (p: SendProgress) =>
       throw error;
     }
     const signed = (entries: ManifestFile[]): ManifestDoc => manifest(transfer, me, recipients, entries, out.message);
-    await deliver(me, transfer, out.files, ages, signed, progress, control);
+    const keep = await kept(me, transfer, out, everyone.map((k) => k.email), recipients, ages);
+    await deliver(me, transfer, out.files, ages, signed, progress, control, keep);
     return { id: transfer.id, firstUse: everyone.filter((k) => k.firstUse).map((k) => k.email) };
   })();
-  return { done, cancel: () => control.cancel() };
+}
+
+/**
+ * Record a send that has begun, so that it can resume after a reload; the account's email, or
+ * undefined when this browser cannot keep it (the send then goes on, without resuming).
+ */
+async function kept(
+  me: Identity,
+  transfer: TransferOut,
+  out: Outgoing,
+  to: string[],
+  recipients: PublicKey[],
+  ages: string[],
+): Promise<string | undefined> {
+  const email = me.device.email;
+  const files = out.files.map((f, i) => ({ slot: transfer.files[i]?.id ?? "", name: f.name, size: f.size, lastModified: f.lastModified }));
+  if (files.some((f) => !f.slot)) return undefined;
+  const started = new Date().toISOString();
+  const keys = recipients.map((d) => ({ email: d.email, device: d.device, age: d.age, ed25519: d.ed25519 }));
+  const send = { email, transfer: transfer.id, started, to, recipients: keys, ages, expiresIn: out.expiresIn, created: transfer.created_at, expires: transfer.expires_at, files };
+  try {
+    await pending.saveSend(send, out.message);
+    return email;
+  } catch {
+    return undefined;
+  }
 }
 
 export function manifest(transfer: TransferOut, me: Identity, recipients: PublicKey[], files: ManifestFile[], message: string): ManifestDoc {
@@ -179,11 +247,11 @@ export function manifest(transfer: TransferOut, me: Identity, recipients: Public
   };
 }
 
-/** Download, decrypt and check one file of a checked transfer; a Blob once all passed. */
-export function download(transferId: string, ageIdentity: string, file: ManifestFile, progress: (p: jobs.Progress) => void): jobs.Running<Blob> {
+/** Download, decrypt and check one file of a checked transfer into `sink` (see ./save.ts). */
+export function download(transferId: string, ageIdentity: string, file: ManifestFile, sink: Sink, progress: (p: jobs.Progress) => void): jobs.Running<Blob | null> {
   const url = path`/api/v1/transfers/${transferId}/files/${file.id}`;
   const token = authHeader().authorization?.slice("Bearer ".length) ?? null;
-  return jobs.getFile({ url, token, ageIdentity, expected: file }, progress);
+  return jobs.getFile({ url, token, ageIdentity, expected: file, sink }, progress);
 }
 
 /** Tell the server the transfer was received (as `pli get` does), for its audit and retention. */

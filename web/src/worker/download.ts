@@ -1,8 +1,7 @@
 /**
  * Download one file of a transfer, decrypt it as a stream and check it against the signed
- * manifest (checks 12-15 of docs/spec/manifest.md). The plaintext goes into Blobs, which the
- * browser keeps outside the page's memory (on disk when large); the caller offers the file to
- * the user only after every check passed (check 16).
+ * manifest (checks 12-15 of docs/spec/manifest.md). The plaintext goes to the job's sink
+ * (./sinks.ts), which keeps it only after every check passed (check 16).
  */
 
 import { sha256 } from "@noble/hashes/sha2.js";
@@ -10,16 +9,27 @@ import { Decrypter } from "age-encryption";
 
 import { hex } from "../crypto/b64.js";
 import { DecryptError, IntegrityError } from "../crypto/errors.js";
-import { Cancelled, failure, type Progress } from "./net.js";
+import { Cancelled, HttpError, failure, type Progress } from "./net.js";
 import type { GetFile } from "./protocol.js";
+import { open, type Writer } from "./sinks.js";
 
-/** Plaintext is gathered in slices of this size before each becomes a Blob. */
-const SLICE = 16 << 20;
+export async function getFile(job: GetFile, progress: Progress, signal: AbortSignal): Promise<Blob | null> {
+  const writer = await open(job.sink, signal);
+  try {
+    const headers: Record<string, string> = job.token ? { authorization: `Bearer ${job.token}` } : {};
+    const response = await fetch(job.url, { headers, signal, credentials: "omit", cache: "no-store" });
+    if (!response.ok || !response.body) throw await failure(response);
+    await decrypt(job, response.body, writer, progress, signal);
+  } catch (error) {
+    const reason = rethrown(error);
+    await writer.abort(reason instanceof Error ? reason.message : "failed");
+    throw reason;
+  }
+  return writer.commit();
+}
 
-export async function getFile(job: GetFile, progress: Progress, signal: AbortSignal): Promise<Blob> {
-  const headers: Record<string, string> = job.token ? { authorization: `Bearer ${job.token}` } : {};
-  const response = await fetch(job.url, { headers, signal, credentials: "omit", cache: "no-store" });
-  if (!response.ok || !response.body) throw await failure(response);
+/** Decrypt into `writer`, then checks 12-15; throws if any fails (the caller then aborts it). */
+async function decrypt(job: GetFile, body: ReadableStream<Uint8Array>, writer: Writer, progress: Progress, signal: AbortSignal): Promise<void> {
   const expected = job.expected;
   const cipher = sha256.create();
   let received = 0;
@@ -34,27 +44,19 @@ export async function getFile(job: GetFile, progress: Progress, signal: AbortSig
   });
   const decrypter = new Decrypter();
   decrypter.addIdentity(job.ageIdentity);
-  let plain: ReadableStream<Uint8Array>;
-  try {
-    plain = await decrypter.decrypt(response.body.pipeThrough(tap));
-  } catch (error) {
-    throw rethrown(error);
-  }
-  const { blob, size, digest } = await gather(plain, signal);
+  const plain = await decrypter.decrypt(body.pipeThrough(tap));
+  const { size, digest } = await drain(plain, writer, expected.size, signal);
   if (received !== expected.ciphertext_size || hex(cipher.digest()) !== expected.ciphertext_sha256) {
     throw new IntegrityError("the file the server sent is not the one the sender signed");
   }
   if (size !== expected.size || digest !== expected.sha256) {
     throw new IntegrityError("the decrypted file is not the one the sender signed");
   }
-  return blob;
 }
 
-async function gather(plain: ReadableStream<Uint8Array>, signal: AbortSignal): Promise<{ blob: Blob; size: number; digest: string }> {
+/** Every plaintext chunk hashed and written; never more than the signed size. */
+async function drain(plain: ReadableStream<Uint8Array>, writer: Writer, limit: number, signal: AbortSignal): Promise<{ size: number; digest: string }> {
   const hash = sha256.create();
-  const slices: Blob[] = [];
-  const staging = new Uint8Array(SLICE);
-  let filled = 0;
   let size = 0;
   const reader = plain.getReader();
   try {
@@ -62,33 +64,22 @@ async function gather(plain: ReadableStream<Uint8Array>, signal: AbortSignal): P
       if (signal.aborted) throw new Cancelled();
       const { done, value } = await reader.read();
       if (done) break;
-      hash.update(value);
       size += value.length;
-      let chunk = value;
-      while (chunk.length > 0) {
-        const n = Math.min(chunk.length, SLICE - filled);
-        staging.set(chunk.subarray(0, n), filled);
-        filled += n;
-        chunk = chunk.subarray(n);
-        if (filled === SLICE) {
-          slices.push(new Blob([staging])); // copies: the staging buffer is reused
-          filled = 0;
-        }
-      }
+      if (size > limit) throw new IntegrityError("the decrypted file is larger than the sender signed");
+      hash.update(value);
+      await writer.write(value);
     }
-  } catch (error) {
-    throw rethrown(error);
   } finally {
     reader.releaseLock();
   }
-  slices.push(new Blob([staging.subarray(0, filled)]));
-  return { blob: new Blob(slices, { type: "application/octet-stream" }), size, digest: hex(hash.digest()) };
+  return { size, digest: hex(hash.digest()) };
 }
 
 /** age's own errors (bad MAC, truncation, no matching key) as one DecryptError. */
 function rethrown(error: unknown): unknown {
-  if (error instanceof IntegrityError || error instanceof Cancelled) return error;
+  if (error instanceof IntegrityError || error instanceof Cancelled || error instanceof HttpError) return error;
   if (error instanceof DOMException && error.name === "AbortError") return new Cancelled();
+  if (error instanceof DOMException) return new Error(`the file could not be saved: ${error.message}`);
   if (error instanceof TypeError) return error; // the network
   return new DecryptError("the file could not be decrypted: it is damaged, or not for this key");
 }

@@ -1,6 +1,6 @@
 /** What the worker's uploads and downloads share: retrying through network cuts, and errors. */
 
-export type Progress = (state: { done: number; total: number; retrying?: boolean }) => void;
+export type Progress = (state: { done: number; total: number; retrying?: boolean; restarted?: boolean }) => void;
 
 export class Cancelled extends Error {
   override name = "Cancelled";

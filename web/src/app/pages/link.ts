@@ -62,7 +62,7 @@ async function contents(link: OpenedLink): Promise<HTMLElement[]> {
       h("dd", {}, formatDate(doc.expires)),
     ),
     h("h2", {}, t("files")),
-    h("ul", { class: "files" }, ...doc.files.map((file) => fileRow(file, (progress) => linkDownload(link, file, progress), () => undefined))),
+    h("ul", { class: "files" }, ...doc.files.map((file) => fileRow(file, (sink, progress) => linkDownload(link, file, sink, progress), () => undefined))),
   ];
 }
 

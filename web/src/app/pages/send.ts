@@ -1,11 +1,17 @@
 /**
  * Send files: recipients, files (chosen or dropped, several at once), expiry and a message,
- * all encrypted here before anything leaves the browser, with progress, speed and time left.
+ * all encrypted here before anything leaves the browser, with progress, speed and time left;
+ * and a send that a reload interrupted, resumed once the same files are chosen again
+ * (../resume.ts).
  */
 
-import { h, replace, status, field } from "../dom.js";
-import { failure, formatBytes, t } from "../i18n.js";
+import { suggest } from "../directory.js";
+import type { Identity } from "../../crypto/keys.js";
+import { h, replace, status, field, type Child } from "../dom.js";
+import { failure, formatBytes, formatDate, t } from "../i18n.js";
 import { Cancelled } from "../jobs.js";
+import { Busy } from "../pending.js";
+import { CannotResume, NotTheSameFiles, discard, resume, unfinished, type PendingSend, type Resuming } from "../resume.js";
 import { linkTo } from "../router.js";
 import { unlocked } from "../state.js";
 import { send, type Sending } from "../transfers.js";
@@ -14,11 +20,11 @@ import { keysChanged } from "./changed.js";
 import { progressed } from "./transfer.js";
 
 /** Files chosen with the picker or dropped, several at once, each removable. */
-export function filePicker(): { node: HTMLElement; files: File[]; clear(): void } {
+export function filePicker(id = "file-picker", legend = t("files")): { node: HTMLElement; files: File[]; clear(): void } {
   const chosen: File[] = [];
-  const picker = h("input", { type: "file", multiple: true, name: "files", class: "visually-hidden", id: "file-picker" });
+  const picker = h("input", { type: "file", multiple: true, name: "files", class: "visually-hidden", id });
   const fileList = h("ul", { class: "files", "aria-live": "polite" });
-  const drop = h("div", { class: "drop" }, h("label", { for: "file-picker", class: "button secondary" }, t("chooseFiles")), picker, h("span", {}, ` ${t("dropHere")}`));
+  const drop = h("div", { class: "drop" }, h("label", { for: id, class: "button secondary" }, t("chooseFiles")), picker, h("span", {}, ` ${t("dropHere")}`));
   const show = (): void =>
     replace(fileList, ...chosen.map((file, i) => {
       const remove = h("button", { type: "button", class: "link", "aria-label": `${t("remove")} ${file.name}` }, t("remove"));
@@ -46,7 +52,7 @@ export function filePicker(): { node: HTMLElement; files: File[]; clear(): void 
     drop.classList.remove("over");
     add(event.dataTransfer?.files);
   });
-  const node = h("fieldset", {}, h("legend", {}, t("files")), drop, fileList);
+  const node = h("fieldset", {}, h("legend", {}, legend), drop, fileList);
   return { node, files: chosen, clear: () => ((chosen.length = 0), show()) };
 }
 
@@ -59,6 +65,7 @@ export function sendPage(): HTMLElement {
   const correspondents = me ? [...pins(me.device.email).keys()].filter((e) => e !== me.device.email) : [];
   const known = h("datalist", { id: "known-recipients" }, ...correspondents.map((e) => h("option", { value: e })));
   const recipients = h("input", { type: "text", name: "recipients", list: "known-recipients", autocomplete: "off", required: true });
+  suggest(recipients, known, correspondents);
   const picker = filePicker();
   const chosen = picker.files;
   const expiry = expirySelect();
@@ -108,7 +115,81 @@ export function sendPage(): HTMLElement {
       running = null;
     });
   });
-  return h("section", {}, h("h1", {}, t("sendTitle")), form);
+  const interrupted = h("div");
+  if (me) void unfinished(me.device.email).then((sends) => replace(interrupted, ...sends.map((s) => resumeBox(me, s))));
+  return h("section", {}, h("h1", {}, t("sendTitle")), interrupted, form);
+}
+
+/**
+ * A send this browser began and did not finish (the page was reloaded or closed): the user
+ * chooses the same files again to resume it, or discards it.
+ */
+function resumeBox(me: Identity, pending: PendingSend): HTMLElement {
+  const id = `resume-${pending.transfer}`;
+  const picker = filePicker(`${id}-files`, t("resumeChoose"));
+  const line = h("div", { "aria-live": "polite" });
+  const bar = h("progress", { max: 1, value: 0, hidden: true, "aria-label": t("sending") });
+  const go = h("button", { type: "button" }, t("resumeSend"));
+  const cancel = h("button", { type: "button", class: "secondary", hidden: true }, t("cancel"));
+  const drop = h("button", { type: "button", class: "secondary" }, t("resumeDiscard"));
+  const heading = h("h2", { id: `${id}-title` }, t("resumeTitle"));
+  const files = h("ul", { class: "files" }, ...pending.files.map((f) => h("li", {}, h("span", { class: "name" }, f.name), h("span", { class: "size" }, formatBytes(f.size)))));
+  const box = h(
+    "section",
+    { class: "interrupted", "aria-labelledby": heading.id },
+    heading,
+    status("info", t("resumeIntro")),
+    h("p", {}, `${t("to")} ${pending.to.join(", ")} · ${t("resumeStarted", { date: formatDate(pending.started) })}`),
+    files,
+    picker.node,
+    bar,
+    line,
+    h("div", { class: "actions" }, go, cancel, drop),
+  );
+  let running: Resuming | null = null;
+  const over = (...shown: Child[]): void => {
+    go.hidden = drop.hidden = cancel.hidden = true;
+    replace(line, ...shown);
+  };
+  cancel.addEventListener("click", () => running?.cancel());
+  drop.addEventListener("click", () => {
+    go.disabled = drop.disabled = true;
+    void discard(pending).then(() => over(status("info", t("resumeDiscarded"))));
+  });
+  go.addEventListener("click", () => {
+    if (!picker.files.length) return replace(line, status("error", t("resumeNoFiles")));
+    go.disabled = drop.disabled = true;
+    cancel.hidden = false;
+    bar.hidden = false;
+    replace(line, status("info", t("sending")));
+    const started = performance.now();
+    running = resume(me, pending, [...picker.files], (p) => progressed(bar, line, { done: p.done, total: p.total, retrying: p.retrying }, started));
+    running.done.then(
+      ({ id: sent, firstUse, restarted, changed }) => {
+        over(
+          status("ok", t("sent")),
+          restarted ? status("info", t("resumeAfresh")) : null,
+          ...changed.map((name) => status("info", t("resumeChanged", { name }))),
+          ...firstUse.map((e) => status("info", t("firstUse", { email: e }))),
+          linkTo({ page: "transfer", id: sent }, t("open")),
+        );
+        picker.clear();
+      },
+      (error: unknown) => {
+        bar.hidden = true;
+        if (error instanceof NotTheSameFiles) return replace(line, status("error", t("resumeSameFiles", { names: error.expected.join(", ") })));
+        if (error instanceof Busy) return replace(line, status("error", t("resumeElsewhere")));
+        if (error instanceof KeysChanged) return replace(line, ...failed(error, me.device.email));
+        // Anything else abandoned the transfer: it cannot be resumed any more.
+        over(...(error instanceof CannotResume ? [status("error", t("resumeLost"))] : failed(error, me.device.email)));
+      },
+    ).finally(() => {
+      go.disabled = drop.disabled = false;
+      cancel.hidden = true;
+      running = null;
+    });
+  });
+  return box;
 }
 
 function failed(error: unknown, me: string): HTMLElement[] {

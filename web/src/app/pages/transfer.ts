@@ -18,7 +18,8 @@ import { keysChanged } from "./changed.js";
 import { signedRecipients } from "./boxes.js";
 import { checkNotExpired } from "../../crypto/manifest.js";
 import { GoneError, PliError } from "../../crypto/errors.js";
-import { saveBlob } from "../save.js";
+import { NotChosen, target } from "../save.js";
+import type { Sink } from "../../worker/protocol.js";
 
 export function transfer(id: string): HTMLElement {
   const section = h("section", {}, h("h1", {}, t("transferTitle")), status("info", t("loading")));
@@ -63,7 +64,7 @@ async function sender(verified: Verified): Promise<HTMLElement> {
 function body(verified: Verified, me: Identity): HTMLElement[] {
   const fetched = new Set<string>();
   const rows = verified.doc.files.map((file) =>
-    fileRow(file, (progress) => download(verified.transfer.id, me.ageIdentity, file, progress), () => {
+    fileRow(file, (sink, progress) => download(verified.transfer.id, me.ageIdentity, file, sink, progress), () => {
       fetched.add(file.id);
       const mine = verified.transfer.sender === me.device.email;
       if (fetched.size === verified.doc.files.length && !mine) void receipt(verified.transfer.id);
@@ -75,32 +76,41 @@ function body(verified: Verified, me: Identity): HTMLElement[] {
   return [h("blockquote", { class: "message" }, verified.doc.message), heading, list];
 }
 
-/** A file with its Download button: `start` runs the checked download; saved only if it passed. */
+/**
+ * A file with its Download button: `start` runs the checked download into the sink the user's
+ * browser offers (../save.ts), which keeps the file only if every check passed.
+ */
 export function fileRow(
   file: ManifestFile,
-  start: (progress: (p: Progress) => void) => Running<Blob>,
+  start: (sink: Sink, progress: (p: Progress) => void) => Running<Blob | null>,
   saved: () => void,
   failed: (error: PliError) => void = () => undefined,
 ): HTMLElement {
   const button = h("button", { type: "button", "aria-label": `${t("download")} ${file.name}` }, t("download"));
   const bar = h("progress", { max: 1, value: 0, hidden: true, "aria-label": file.name });
   const line = h("div", { "aria-live": "polite" });
+  const shown = (error: unknown): void => {
+    if (error instanceof PliError && !(error instanceof Cancelled)) failed(error);
+    replace(line, status("error", error instanceof Cancelled ? t("cancelled") : failure(error)));
+  };
   button.addEventListener("click", () => {
     button.disabled = true;
-    bar.hidden = false;
-    replace(line, status("info", t("downloading")));
-    const started = performance.now();
-    start((p: Progress) => progressed(bar, line, p, started)).done.then(
-      (blob) => {
-        saveBlob(blob, file.name);
-        replace(line, status("ok", t("downloaded")));
-        saved();
-      },
-      (error: unknown) => {
-        if (error instanceof PliError && !(error instanceof Cancelled)) failed(error);
-        replace(line, status("error", error instanceof Cancelled ? t("cancelled") : failure(error)));
-      },
-    ).finally(() => (button.disabled = false));
+    void (async () => {
+      const chosen = await target(file.name, file.size); // first: the save dialog needs the click
+      bar.hidden = false;
+      replace(line, status("info", t("downloading")));
+      const started = performance.now();
+      try {
+        chosen.done(await start(chosen.sink, (p: Progress) => progressed(bar, line, p, started)).done);
+      } catch (error) {
+        chosen.failed();
+        throw error;
+      }
+      replace(line, status("ok", t("downloaded")));
+      saved();
+    })()
+      .catch((error: unknown) => (error instanceof NotChosen ? replace(line) : shown(error)))
+      .finally(() => (button.disabled = false));
   });
   return h("li", {}, h("span", { class: "name" }, file.name), h("span", { class: "size" }, formatBytes(file.size)), button, bar, line);
 }
@@ -110,7 +120,7 @@ async function answered(transfer: TransferOut, me: Identity): Promise<HTMLElemen
   const { answer, keys } = await verifiedAnswer(me, transfer);
   const fetched = new Set<string>();
   const rows = answer.files.map((file) =>
-    fileRow(file, (progress) => download(transfer.id, keys.identity, file, progress), () => {
+    fileRow(file, (sink, progress) => download(transfer.id, keys.identity, file, sink, progress), () => {
       fetched.add(file.id);
       if (fetched.size === answer.files.length) void receipt(transfer.id);
     }, (error) => void reportFailure(transfer.id, error)),
