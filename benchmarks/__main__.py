@@ -10,7 +10,7 @@ import tempfile
 from pathlib import Path
 
 from benchmarks.report import LEGEND, table
-from benchmarks.run import FULL, SMALL, log_to_stderr, run_all
+from benchmarks.run import FULL, PARTS, SMALL, log_to_stderr, run_all
 
 
 def _out_of_time(signum: int, frame: object) -> None:
@@ -25,6 +25,12 @@ def main() -> int:
     parser.add_argument("--size-mib", type=int, help="size of the large-file parts")
     parser.add_argument("--output", type=Path, help="write the results (Markdown) here")
     parser.add_argument("--deadline-min", type=float, default=30, help="give up after this")
+    parser.add_argument(
+        "--part",
+        action="append",
+        choices=[name for name, _ in PARTS],
+        help="run only this part (repeatable); every part by default",
+    )
     args = parser.parse_args()
     signal.signal(signal.SIGALRM, _out_of_time)
     signal.alarm(int(args.deadline_min * 60))
@@ -32,7 +38,7 @@ def main() -> int:
     if args.size_mib:
         plan = dataclasses.replace(plan, size_mib=args.size_mib)
     with tempfile.TemporaryDirectory(prefix="pli-bench-") as tmp:
-        results = run_all(plan, Path(tmp), log=log_to_stderr)
+        results = run_all(plan, Path(tmp), log=log_to_stderr, parts=args.part)
     print(table(results.rows))
     print()
     print(LEGEND)

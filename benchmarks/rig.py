@@ -1,11 +1,14 @@
 """The stage every part runs on: a real `pli serve` on loopback with two users (alice sends,
-bob receives), nginx beside it, and bob's key exported for the `age` CLI."""
+bob receives), nginx beside it, and bob's key exported for the `age` CLI. The server serves the
+web app built into the package, or the build `PLI_WEB_DIST` names when that is set (as the
+browser tests do)."""
 
 from __future__ import annotations
 
 import base64
 import contextlib
 import json
+import os
 import subprocess
 import time
 from collections.abc import Iterator
@@ -76,9 +79,10 @@ class Rig:
                 raise RuntimeError(f"tus creation answered {created.status_code}: {created.text}")
         return str(transfer["id"]), f"{self.server.url}{created.headers['location']}"
 
-    def revoke(self, transfer_id: str) -> None:
-        """Drop a transfer and its blobs (to keep the disk and page cache small)."""
-        with self.api(self.alice) as api:
+    def revoke(self, transfer_id: str, sender: User | None = None) -> None:
+        """Drop a transfer (alice's, unless `sender` is given) and its blobs (to keep the disk
+        and page cache small)."""
+        with self.api(sender or self.alice) as api:
             answer = api.delete(f"/api/v1/transfers/{transfer_id}")
         if answer.status_code not in (204, 404, 410):
             raise RuntimeError(f"revoking {transfer_id} answered {answer.status_code}")
@@ -131,7 +135,8 @@ def _ok(response: httpx.Response) -> Any:
 
 @contextlib.contextmanager
 def running_rig(workdir: Path) -> Iterator[Rig]:
-    server = start_server(workdir, None)
+    dist = os.environ.get("PLI_WEB_DIST")  # `start_server` passes on no `PLI_` variable itself
+    server = start_server(workdir, None, {"PLI_WEB_DIST": dist} if dist else None)
     try:
         alice = make_user(server, workdir, "alice")
         bob = make_user(server, workdir, "bob")

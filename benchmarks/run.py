@@ -9,7 +9,7 @@ import os
 import statistics
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -24,6 +24,7 @@ from benchmarks.machine import Machine, this_machine
 from benchmarks.report import LEGEND, Row, ratio, table
 from benchmarks.rig import Rig, running_rig
 from benchmarks.transfer import client_encryption, memory, send_get, server_io
+from benchmarks.web_app import web_app
 
 
 @dataclass(frozen=True)
@@ -32,6 +33,8 @@ class Plan:
     memory_mib: tuple[int, ...] = (100, 1024, 4096)
     rounds: int = 3  # timed rounds of each comparison, alternating sides
     warmup: int = 1  # untimed rounds first
+    web_rounds: int = 1  # the same for the web app, whose round at 1 GiB takes minutes
+    web_warmup: int = 0
     round_trips: int = 15
     fixed_times: int = 5
     clients: int = 50
@@ -62,6 +65,10 @@ Part = Callable[[Rig, Plan, Path], list[Row]]
 
 def _send_get(rig: Rig, plan: Plan, payload: Path) -> list[Row]:
     return send_get(rig, payload, rounds=plan.rounds, warmup=plan.warmup).rows()
+
+
+def _web_app(rig: Rig, plan: Plan, payload: Path) -> list[Row]:
+    return web_app(rig, payload, rounds=plan.web_rounds, warmup=plan.web_warmup).rows()
 
 
 def _encryption(rig: Rig, plan: Plan, payload: Path) -> list[Row]:
@@ -132,6 +139,7 @@ def listing_rows(rig: Rig, plan: Plan, payload: Path) -> list[Row]:
 
 PARTS: list[tuple[str, Part]] = [
     ("send + get", _send_get),
+    ("web app", _web_app),
     ("client encryption", _encryption),
     ("server alone", _server),
     ("peak memory", _memory),
@@ -182,6 +190,14 @@ NOTES = """How each figure is taken:
   included (keys at the test work factor, 2^10; the unlock at the default one is a row of its
   own). The reference: `age -r KEY file | curl -T - URL` into nginx, then
   `curl URL | age -d -i KEY -o file`. `pli get` syncs the file it writes to disk; age does not.
+- web app: the same file sent and got back by the web app in Debian's Chromium (headless, a
+  fresh one launched by the benchmark), by an account sending to itself, against the same
+  reference, in alternating rounds (`web_rounds` of them, after `web_warmup`). Send: from the
+  click on "Encrypt and send" to the page's "Sent." (encrypted in a Web Worker, tus upload in
+  8 MiB parts, manifest signed). Get: from the click on "Download" to the browser's download
+  complete on disk (fetched, decrypted and checked in the worker, streamed through the app's
+  service worker). Sign-in and key unlock are not timed. The heap is the page's
+  `performance.memory`, sampled every 50 ms: its workers' are not counted.
 - client encryption: the pipeline `pli send` runs (read and hash, seal into parts and hash),
   writing to a file instead of uploading, in a process of its own, interpreter start-up not
   included; the reference is `age -r KEY -o file file`, start-up included.
@@ -197,14 +213,22 @@ NOTES = """How each figure is taken:
 
 
 def run_all(
-    plan: Plan, workdir: Path, *, keep_going: bool = True, log: Callable[[str], None] = print
+    plan: Plan,
+    workdir: Path,
+    *,
+    keep_going: bool = True,
+    log: Callable[[str], None] = print,
+    parts: Collection[str] | None = None,
 ) -> Results:
+    """Every part, or those named in `parts`, on one rig."""
     started, begin, load = datetime.now(UTC), time.monotonic(), os.getloadavg()
     rows: list[Row] = []
     failed: list[str] = []
     with running_rig(workdir) as rig:
         payload = make_payload(workdir / "payload.bin", plan.size_mib * MIB)
         for name, part in PARTS:
+            if parts is not None and name not in parts:
+                continue
             log(f"{name}…")
             part_start = time.monotonic()
             try:

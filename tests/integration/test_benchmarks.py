@@ -14,6 +14,9 @@ from benchmarks.report import Row, table
 from benchmarks.rig import Rig, running_rig
 from benchmarks.run import SMALL, listing_rows
 from benchmarks.transfer import client_encryption, memory, send_get, server_io
+from benchmarks.web_app import web_app
+
+from tests.browser.conftest import CHROMIUM
 
 
 @pytest.fixture(scope="module")
@@ -38,6 +41,16 @@ def test_send_get(rig: Rig, payload: Path) -> None:
     figures = send_get(rig, payload, rounds=1, warmup=0)
     assert figures.send > 0
     assert figures.download > 0
+    _complete(figures.rows())
+
+
+def test_web_app(rig: Rig, payload: Path) -> None:
+    if not CHROMIUM.is_file():
+        pytest.skip(f"{CHROMIUM} is not installed (scripts/system-deps.sh installs chromium)")
+    figures = web_app(rig, payload, rounds=1, warmup=0)
+    assert not figures.problem, figures.problem
+    assert figures.send > 0
+    assert figures.get > 0
     _complete(figures.rows())
 
 
