@@ -178,8 +178,9 @@ class IntegrityError(CryptoError):
 
 
 class TamperingError(IntegrityError):
-    """Found by `pli admin audit verify`: its own exit code, so that a scheduled check can
-    tell evidence of tampering (raise the alarm) from a check that could not run (retry)."""
+    """Evidence of tampering, found by `pli admin audit verify` in the audit log or its
+    checkpoints, or by a client in the key log (a fork): its own exit code, so that a
+    scheduled check can tell it (raise the alarm) from a check that could not run (retry)."""
 
     title = "Tampering detected"
     exit_code = 3
