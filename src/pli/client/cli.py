@@ -21,7 +21,8 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, DownloadColumn, Progress, TransferSpeedColumn
 
-from pli.client.sdk import Client, CreatedLink, CreatedRequest, TransferInfo
+from pli.client.sdk import Client, CreatedLink, CreatedRequest, TransferInfo, Verification
+from pli.crypto.bundle import PublicBundle
 from pli.errors import PliError, SecondFactorRequiredError, UsageError
 
 app = typer.Typer(
@@ -600,6 +601,99 @@ def keys_trust(
     err.print(_clean(f"now trusting the new keys above for {email}"), markup=False)
 
 
+def _show_keys(label: str, bundles: Iterable[PublicBundle]) -> None:
+    for bundle in bundles:
+        err.print(_clean(f"{label}{bundle.fingerprint}  (device {bundle.device})"), markup=False)
+
+
+def _show_verification(v: Verification, me: str) -> None:
+    if v.changed:
+        err.print(
+            _clean(
+                f"the keys of {v.email} have changed since they were "
+                + ("verified" if v.was_verified else "pinned")
+            ),
+            markup=False,
+        )
+        _show_keys("  old: ", v.pinned)
+    err.print(_clean(f"{v.email}:"), markup=False)
+    _show_keys("  ", v.theirs)
+    if v.email != me:
+        err.print(_clean(f"you ({me}; check these are all your devices):"), markup=False)
+        _show_keys("  ", v.mine)
+    out.print(_clean(f"verification code for {' and '.join(sorted({me, v.email}))}:"), markup=False)
+    groups = v.code.split(" ")
+    out.print(f"  {' '.join(groups[:6])}\n  {' '.join(groups[6:])}", markup=False)
+
+
+@keys_app.command("verify")
+def keys_verify(
+    email: str,
+    code: Annotated[
+        str | None,
+        typer.Option(
+            "--code",
+            metavar="CODE",
+            help="The code the other person read out to you (instead of the question).",
+        ),
+    ] = None,
+) -> None:
+    """Show the code to compare with EMAIL by phone; once it matches, mark their keys
+    verified. Their keys are pinned now if this is the first time they are seen."""
+    with client() as c:
+        v = c.verification(email)
+        me = c.email
+        _show_verification(v, me)
+        if code is None:
+            if not sys.stdin.isatty():
+                raise UsageError(
+                    f"compare the code with {v.email}, then answer in a terminal, or pass the "
+                    "code they read out with --code",
+                    hint=f"{v.email}'s keys are not marked verified",
+                )
+            who = "your other device" if v.email == me else v.email
+            if not typer.confirm(f"Does {who} read the same code?", default=False):
+                raise UsageError(f"nothing changed: {v.email}'s keys are not marked verified")
+        c.mark_verified(v, code=code)
+    err.print(_clean(f"{v.email}'s keys are now marked verified"), markup=False)
+
+
+@keys_app.command("list")
+def keys_list(as_json: JsonOpt = False) -> None:
+    """List the accounts whose keys this device pinned, each verified or not."""
+    with client() as c:
+        accounts = c.pinned_accounts()
+        me = c.email
+    if as_json:
+        out.print_json(
+            data=[
+                {
+                    "email": p.email,
+                    "verified": p.verified,
+                    "devices": [
+                        {
+                            "device": b.device,
+                            "fingerprint": b.fingerprint,
+                            "age": b.age,
+                            "ed25519": b.ed25519,
+                        }
+                        for b in p.bundles
+                    ],
+                }
+                for p in accounts
+            ]
+        )
+        return
+    if not accounts:
+        err.print("no pinned keys")
+    for pinned in accounts:
+        state = "verified" if pinned.verified else "not verified"
+        you = " (you)" if pinned.email == me else ""
+        out.print(_clean(f"{pinned.email}{you}  {state}"), markup=False)
+        for bundle in pinned.bundles:
+            out.print(f"    {bundle.fingerprint}  (device {bundle.device})", markup=False)
+
+
 # --- transfers ------------------------------------------------------------------------------
 
 
@@ -643,7 +737,7 @@ def _print_listing(items: Iterable[TransferInfo], as_json: bool) -> None:
     shown = False
     for item in items:
         shown = True
-        line = f"{item.id}  from {_sender(item)} to {', '.join(item.recipients)}"
+        line = f"{item.id}  from {_sender(item)} to {', '.join(_recipients(item))}"
         out.print(_clean(f"{line}  expires {item.expires_at}"), markup=False)
         if item.problem:
             out.print(_clean(f"    ! {item.problem}"), markup=False)
@@ -656,11 +750,19 @@ def _print_listing(items: Iterable[TransferInfo], as_json: bool) -> None:
         err.print("no transfers")
 
 
+NOT_VERIFIED = " (key not verified)"
+
+
+def _recipients(item: TransferInfo) -> list[str]:
+    marked = item.recipient_keys_verified
+    return [e + ("" if marked.get(e, True) else NOT_VERIFIED) for e in item.recipients]
+
+
 def _sender(item: TransferInfo) -> str:
     if item.kind == "answer":
         said = f', who says they are "{item.claimed_name}"' if item.claimed_name else ""
         return f"an unauthenticated sender{said}, through request {item.request}"
-    return item.sender + ("" if item.sender_key_verified else " (key not verified)")
+    return item.sender + ("" if item.sender_key_verified else NOT_VERIFIED)
 
 
 LISTING_DEFAULT = 50
@@ -736,12 +838,32 @@ def get(
 ) -> None:
     """Download, verify and decrypt a transfer."""
     with client() as c, bar() as progress:
-        saved = unlocked(c).get(transfer_id, output, raw=raw, progress=progress)
+        got = unlocked(c).receive(transfer_id, output, raw=raw, progress=progress)
     if as_json:
-        out.print_json(data={"id": transfer_id, "files": [str(p) for p in saved]})
+        out.print_json(
+            data={
+                "id": transfer_id,
+                "files": [str(p) for p in got.files],
+                "sender": got.sender,
+                "sender_key_verified": got.sender_key_verified,
+                "kind": got.kind,
+            }
+        )
+        return
+    for path in got.files:
+        out.print(str(path), markup=False)
+    if got.kind == "answer":
+        err.print("from an unauthenticated sender, through one of your file requests")
+    elif got.sender_key_verified:
+        err.print(_clean(f"from {got.sender} (key verified)"), markup=False)
     else:
-        for path in saved:
-            out.print(str(path), markup=False)
+        err.print(
+            _clean(
+                f"from {got.sender}{NOT_VERIFIED}: compare codes with them "
+                f"(`pli keys verify {got.sender}`)"
+            ),
+            markup=False,
+        )
 
 
 # --- share links ----------------------------------------------------------------------------

@@ -1,5 +1,8 @@
 """Trust on first use: the keys of every correspondent are pinned the first time they are
-used, and any later change is refused until the user accepts it with `pli keys trust`."""
+used, and any later change is refused until the user accepts it with `pli keys trust`.
+
+A pin is marked verified once the user compared a verification code with the correspondent
+(`pli keys verify`). A change of verified keys can only be accepted that way again."""
 
 from __future__ import annotations
 
@@ -25,6 +28,23 @@ def _key_set(bundles: list[PublicBundle]) -> set[tuple[str, str, str]]:
     return {(b.device, b.age, b.ed25519) for b in bundles}
 
 
+def same_keys(a: list[PublicBundle], b: list[PublicBundle]) -> bool:
+    return _key_set(a) == _key_set(b)
+
+
+def _prints(bundles: list[PublicBundle]) -> str:
+    return ", ".join(f"{b.fingerprint} (device {b.device})" for b in bundles) or "none"
+
+
+def verified_change(email: str, old: list[PublicBundle], new: list[PublicBundle]) -> TrustError:
+    """The refusal of a change to keys the user verified: only a new comparison lifts it."""
+    return TrustError(
+        f"the verified keys of {email} have changed: old {_prints(old)}; new {_prints(new)}",
+        hint=f"compare the new verification code with {email} by phone, then run "
+        f"`pli keys verify {email}` again",
+    )
+
+
 class PinStore:
     def __init__(self, home: Home) -> None:
         self._home = home
@@ -39,6 +59,10 @@ class PinStore:
             return None
         return Pinned(email, [parse_bundle(s) for s in entry["devices"]], bool(entry["verified"]))
 
+    def all(self) -> list[Pinned]:
+        """Every pinned account, by email."""
+        return [p for email in sorted(self._all()) if (p := self.get(email)) is not None]
+
     def _save(self, email: str, bundles: list[PublicBundle], verified: bool) -> None:
         data = self._all()
         data[email] = {"devices": [b.signed for b in bundles], "verified": verified}
@@ -52,7 +76,9 @@ class PinStore:
         if pinned is None:
             self._save(email, bundles, verified=False)
             return Pinned(email, bundles, verified=False, first_use=True)
-        if _key_set(pinned.bundles) != _key_set(bundles):
+        if not same_keys(pinned.bundles, bundles):
+            if pinned.verified:
+                raise verified_change(email, pinned.bundles, bundles)
             raise TrustError(
                 f"the keys of {email} have changed since you last exchanged files",
                 hint=f"check the new fingerprint with {email} by phone, then run "
@@ -61,7 +87,21 @@ class PinStore:
         return pinned
 
     def trust(self, email: str, bundles: list[PublicBundle]) -> Pinned | None:
-        """Accept `bundles` as the keys of `email`; returns what was pinned before."""
+        """Accept `bundles` as the keys of `email`, unverified; returns what was pinned before.
+        Verified keys are not replaced this way: only `verify` replaces them."""
         before = self.get(email)
+        if before is not None and before.verified:
+            if same_keys(before.bundles, bundles):
+                return before
+            raise verified_change(email, before.bundles, bundles)
         self._save(email, bundles, verified=False)
+        return before
+
+    def verify(self, email: str, bundles: list[PublicBundle]) -> Pinned | None:
+        """Pin `bundles` as the keys of `email`, verified: the user compared the code computed
+        over exactly these keys. Returns what was pinned before."""
+        if not bundles:
+            raise TrustError(f"{email} has no keys yet: there is nothing to verify")
+        before = self.get(email)
+        self._save(email, bundles, verified=True)
         return before

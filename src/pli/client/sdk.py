@@ -5,6 +5,9 @@ client.login("https://pli.example.org", "alice@lab.example", password)
 client.unlock(passphrase)              # opens this device's private keys
 transfer_id = client.send([Path("results.csv")], ["bob@ars.example"])
 client.get(transfer_id, Path("."))     # on Bob's machine
+
+check = client.verification("bob@ars.example")  # check.code: read it to Bob by phone
+client.mark_verified(check, code=what_bob_read)  # refused unless it is the same code
 """
 
 from __future__ import annotations
@@ -25,7 +28,7 @@ from pli.client import names
 from pli.client.api import Api, check_url
 from pli.client.download import Fetch, receive_all
 from pli.client.external import listed_files, readable_file
-from pli.client.pins import PinStore
+from pli.client.pins import Pinned, PinStore, same_keys
 from pli.client.state import Home
 from pli.client.upload import (
     Digests,
@@ -40,6 +43,7 @@ from pli.crypto import age
 from pli.crypto import links as lk
 from pli.crypto import manifest as mf
 from pli.crypto import passphrase as phrases
+from pli.crypto import verification as vc
 from pli.crypto.age import DEFAULT_SCRYPT_WORK_FACTOR, Encryptor, Recipient
 from pli.crypto.bundle import PublicBundle, parse_bundle
 from pli.crypto.identity import DeviceIdentity
@@ -104,11 +108,49 @@ class TransferInfo:
     verified: bool
     problem: str | None = None
     sender_key_verified: bool = False
+    # Each recipient other than yourself: whether the keys the transfer was encrypted to are
+    # among that account's pinned keys, and those are marked verified.
+    recipient_keys_verified: dict[str, bool] = field(default_factory=dict)
     kind: str = "direct"  # "answer": uploaded through a file request, by someone without account
     claimed_name: str | None = (
         None  # an answer's sender, as they typed it: a claim, not an identity
     )
     request: str | None = None  # the file request an answer came through
+
+
+@dataclass(frozen=True)
+class Received:
+    """What `Client.receive` saved, and from whom."""
+
+    id: str
+    files: list[Path]
+    sender: str  # empty for an answer to a file request: its sender has no account
+    sender_key_verified: bool
+    kind: str = "direct"
+
+
+@dataclass(frozen=True)
+class Verification:
+    """What a verification code covers: the keys of both accounts, as this device sees them.
+    Mark it verified (`Client.mark_verified`) only once the other person read the same code."""
+
+    email: str  # the correspondent
+    code: str  # twelve groups of five digits: one half per account
+    theirs: list[PublicBundle]  # the keys the server offers for `email`: the ones to pin
+    mine: list[PublicBundle]  # this account's keys, this device's among them
+    pinned: list[PublicBundle]  # the keys pinned for `email` before; empty on first use
+    was_verified: bool  # whether the pinned keys were marked verified
+    first_use: bool
+
+    @property
+    def changed(self) -> bool:
+        """Whether the server's keys differ from the pinned ones."""
+        return not self.first_use and not same_keys(self.pinned, self.theirs)
+
+    @property
+    def verified(self) -> bool:
+        """Whether these very keys are marked verified already."""
+        return self.was_verified and not self.changed
 
 
 @dataclass(frozen=True)
@@ -424,8 +466,56 @@ class Client:
         return (pinned.bundles if pinned else []), offered
 
     def trust(self, email: str, offered: list[PublicBundle]) -> None:
-        """Pin exactly the keys the user was shown, not whatever the server holds by now."""
+        """Pin exactly the keys the user was shown, not whatever the server holds by now.
+        Keys marked verified are replaced only through `verification` and `mark_verified`."""
         self.pins.trust(email, offered)
+
+    def verification(self, email: str) -> Verification:
+        """The verification code of this account and `email`, over the keys the server offers
+        for `email` (pinned now if they are seen for the first time) and this account's
+        pinned keys. Marks nothing verified: see `mark_verified`."""
+        email = email.strip().lower()
+        _path_part(email)
+        before = self.pins.get(email)
+        offered = self.fetch_keys(email)
+        if not offered:
+            raise TrustError(f"{email} has no keys yet: ask them to run `pli keys init`")
+        if before is None:
+            self.pins.check(email, offered)
+        mine = offered if email == self.email else self.pinned_keys(self.email)
+        device = self.public_bundle()
+        if not any(b.same_keys(device) for b in mine):
+            raise TrustError(
+                "the server does not list this device's keys for your account",
+                hint="check `pli keys show` here against the server (a substituted account?)",
+            )
+        return Verification(
+            email=email,
+            code=vc.verification_code(self.email, mine, email, offered),
+            theirs=offered,
+            mine=mine,
+            pinned=before.bundles if before else [],
+            was_verified=bool(before and before.verified),
+            first_use=before is None,
+        )
+
+    def mark_verified(self, verification: Verification, *, code: str | None = None) -> None:
+        """Mark the keys `verification` covers as verified (replacing the pinned ones). With
+        `code` (what the other person read out), only if it is the same code; else TrustError
+        and nothing changes."""
+        if code is not None and not vc.codes_match(verification.code, code):
+            raise TrustError(
+                f"the code does not match the one computed here: {verification.email}'s keys "
+                "are not marked verified",
+                hint="check you both ran `pli keys verify` for each other; if the codes still "
+                "differ, the server may be showing each of you other keys: send nothing until "
+                "they match",
+            )
+        self.pins.verify(verification.email, verification.theirs)
+
+    def pinned_accounts(self) -> list[Pinned]:
+        """Every account whose keys this device pinned, with whether they are verified."""
+        return self.pins.all()
 
     # --- sending ------------------------------------------------------------------------------
 
@@ -841,7 +931,27 @@ class Client:
             message=manifest.message,
             verified=True,
             sender_key_verified=verified,
+            recipient_keys_verified=self._recipients_verified(manifest, base["recipients"]),
         )
+
+    def _recipients_verified(self, manifest: mf.Manifest, recipients: list[str]) -> dict[str, bool]:
+        """For each recipient other than this account: whether every key of theirs the
+        manifest names is pinned, and the pin marked verified."""
+        result = {}
+        for email in recipients:
+            if email == self.email:
+                continue
+            pinned = self.pins.get(email)
+            pinned_keys = (
+                {(b.device, b.age, b.ed25519) for b in pinned.bundles} if pinned else set()
+            )
+            used = {
+                (r["device"], r["age"], r["ed25519"])
+                for r in manifest.recipients
+                if r["email"] == email
+            }
+            result[email] = bool(pinned and pinned.verified and used <= pinned_keys)
+        return result
 
     def _answer_info(self, base: dict[str, Any], transfer: dict[str, Any]) -> TransferInfo:
         stated = transfer.get("request")
@@ -892,6 +1002,8 @@ class Client:
             raise IntegrityError("the manifest does not name this device as a recipient")
         if listed_files(transfer) != [(f.id, f.ciphertext_size) for f in manifest.files]:
             raise IntegrityError("the server's file list does not match the signed manifest")
+        if manifest.sender["email"] == self.email and manifest.sender["device"] == me.device:
+            return manifest, True  # signed by this very device
         pinned = self.pins.get(manifest.sender["email"])
         return manifest, bool(pinned and pinned.verified)
 
@@ -909,17 +1021,18 @@ class Client:
 
     def _checked_contents(
         self, transfer: dict[str, Any]
-    ) -> tuple[list[mf.FileEntry], age.X25519Identity]:
-        """The signed file entries of a transfer, and the identity that decrypts its files."""
+    ) -> tuple[list[mf.FileEntry], age.X25519Identity, str, bool]:
+        """The signed file entries of a transfer, the identity that decrypts its files, the
+        sender (empty for an answer) and whether the sender's keys are verified."""
         if transfer.get("kind") == "answer":
             answer, keys = self._verified_answer(transfer)
-            return answer.files, keys.identity
-        manifest, _ = self._verified_manifest(transfer)
+            return answer.files, keys.identity, "", False
+        manifest, verified = self._verified_manifest(transfer)
         # The signed expiry is the sender's word: a server that keeps serving past it is
         # not obeyed.
         if _parse_time(manifest.expires) <= datetime.now(UTC):
             raise GoneError("this transfer has expired")
-        return manifest.files, self.identity.age_identity
+        return manifest.files, self.identity.age_identity, manifest.sender["email"], verified
 
     def get(
         self,
@@ -929,6 +1042,18 @@ class Client:
         raw: bool = False,
         progress: Progress | None = None,
     ) -> list[Path]:
+        """Download, check and decrypt a transfer; the paths saved (see `receive`)."""
+        return self.receive(transfer_id, out_dir, raw=raw, progress=progress).files
+
+    def receive(
+        self,
+        transfer_id: str,
+        out_dir: Path,
+        *,
+        raw: bool = False,
+        progress: Progress | None = None,
+    ) -> Received:
+        """Download, check and decrypt a transfer: the paths saved, and from whom."""
         transfer = self.api.request("GET", f"/api/v1/transfers/{_path_part(transfer_id)}")
         # The manifest is checked against the id the server states; that id must be the one
         # asked for, or the server could answer with another (older) transfer.
@@ -936,7 +1061,7 @@ class Client:
             raise IntegrityError("the server answered with another transfer (replayed?)")
         mine = transfer.get("sender") != self.email
         try:
-            entries, identity = self._checked_contents(transfer)
+            entries, identity, sender, verified = self._checked_contents(transfer)
             files = f"/api/v1/transfers/{transfer_id}/files"
             identities = None if raw else [identity]
             paths = receive_all(
@@ -951,7 +1076,8 @@ class Client:
             raise
         if mine and not raw:
             self._tell(transfer_id, "receipt", None)
-        return paths
+        kind = "answer" if transfer.get("kind") == "answer" else "direct"
+        return Received(transfer_id, paths, sender, verified, kind)
 
     def _tell(self, transfer_id: str, what: str, body: dict[str, str] | None) -> None:
         """Tell the server a download of ours was received (a receipt for the sender, and

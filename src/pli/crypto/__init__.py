@@ -10,4 +10,7 @@
 - `links`: share-link and file-request fragments, request documents, authenticated answers
 - `checkpoints`: the server's own Ed25519 key, and the audit checkpoints it signs
 - `passkeys`: WebAuthn options and the checks of an authenticator's answers (public keys only)
+- `merkle`: RFC 6962 Merkle trees, their inclusion and consistency proofs (public data only)
+- `keylog`: the key transparency log's entries, signed tree heads and a client's checks
+- `verification`: the code two people compare to verify each other's keys (public keys only)
 """

@@ -139,3 +139,62 @@ def test_tampered_pin_file_is_refused(home: Home, pins: PinStore) -> None:
     (home.path / PINS).write_text(json.dumps(data))
     with pytest.raises(SignatureError):
         pins.get(EMAIL)
+
+
+def test_verify_marks_the_pin(pins: PinStore) -> None:
+    pins.check(EMAIL, [_LAPTOP, _PHONE])
+    before = pins.verify(EMAIL, [_PHONE, _LAPTOP])
+    assert before is not None
+    assert not before.verified
+    checked = pins.check(EMAIL, [_LAPTOP, _PHONE])
+    assert checked.verified
+    assert [(p.email, p.verified) for p in pins.all()] == [(EMAIL, True)]
+
+
+@pytest.mark.parametrize(
+    "served",
+    [[_NEW], [_LAPTOP, _NEW], [_LAPTOP], [_LAPTOP, _PHONE, _NEW]],
+    ids=["replaced", "one-replaced", "one-removed", "one-added"],
+)
+def test_a_change_of_verified_keys_is_a_hard_stop(
+    pins: PinStore, served: list[PublicBundle]
+) -> None:
+    pins.verify(EMAIL, [_LAPTOP, _PHONE])
+    with pytest.raises(TrustError) as info:
+        pins.check(EMAIL, served)
+    message = str(info.value)
+    assert EMAIL in message
+    assert "verified" in message
+    for bundle in [_LAPTOP, _PHONE]:
+        assert bundle.fingerprint in message.split("; new ", maxsplit=1)[0]
+    for bundle in served:
+        assert bundle.fingerprint in message.split("; new ")[1]
+    assert info.value.hint is not None
+    assert f"pli keys verify {EMAIL}" in info.value.hint
+    # `pli keys trust` does not lift it either.
+    with pytest.raises(TrustError):
+        pins.trust(EMAIL, served)
+    stored = pins.get(EMAIL)
+    assert stored is not None
+    assert stored.verified
+    assert devices(stored.bundles) == {_LAPTOP.device, _PHONE.device}
+
+
+def test_trusting_unchanged_verified_keys_keeps_them_verified(pins: PinStore) -> None:
+    pins.verify(EMAIL, [_LAPTOP])
+    pins.trust(EMAIL, [_LAPTOP])
+    assert pins.check(EMAIL, [_LAPTOP]).verified
+
+
+def test_verifying_new_keys_replaces_the_pin(pins: PinStore) -> None:
+    pins.verify(EMAIL, [_LAPTOP])
+    pins.verify(EMAIL, [_NEW])
+    assert pins.check(EMAIL, [_NEW]).verified
+    with pytest.raises(TrustError):
+        pins.check(EMAIL, [_LAPTOP])
+
+
+def test_nothing_to_verify(pins: PinStore) -> None:
+    with pytest.raises(TrustError):
+        pins.verify(EMAIL, [])
+    assert pins.all() == []
