@@ -21,7 +21,8 @@
         ├── SignatureError        a signature, a signed document or a passkey's answer does
         │                         not verify
         └── IntegrityError        bytes do not match the hash a signed manifest commits to
-            └── TamperingError    the audit log or its checkpoints were tampered with (exit 3)
+            └── TamperingError    the audit log, its checkpoints or the key log were tampered
+                                  with (exit 3)
 
 Crypto errors are opaque on purpose: they say that a check failed, never which internal one, so
 an attacker probing a client learns nothing. The CLI adds what the person should do next.

@@ -291,3 +291,39 @@ def new_upload(server: Server, sender: User, recipient: str, length: int) -> str
     )
     assert made.status_code == 201, made.text
     return made.headers["location"]
+
+
+# --- a server that slips a device in ------------------------------------------------------
+
+
+def slip_in_device(server: Server, device_id: str) -> None:
+    """Make a pending device active with no approval, logged as published: what a server (or
+    whoever runs it) can do behind its users' backs. Correspondents must see a key change no
+    device of the account vouched for."""
+    from sqlalchemy.orm import Session  # noqa: PLC0415
+
+    from pli.crypto import keylog  # noqa: PLC0415
+    from pli.crypto.bundle import parse_bundle  # noqa: PLC0415
+    from pli.server.keys import log as key_log  # noqa: PLC0415
+    from pli.store import models  # noqa: PLC0415
+    from pli.store.db import database_url, make_engine  # noqa: PLC0415
+
+    engine = make_engine(database_url(server.data, server.database_url))
+    try:
+        with Session(engine) as session:
+            device = session.get(models.Device, device_id)
+            assert device is not None
+            assert device.state == "pending"
+            bundle = parse_bundle(json.loads(device.bundle))
+            entry = keylog.device_published(bundle, device.created_at)
+            device.log_index = key_log.append(session, entry)
+            device.state = "active"
+            session.commit()
+    finally:
+        engine.dispose()
+
+
+def device_of(user: User) -> str:
+    """The id of the device `user`'s PLI_HOME holds."""
+    device: str = json.loads((user.home / "device.json").read_text())["doc"]["device"]
+    return device

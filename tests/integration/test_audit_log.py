@@ -241,7 +241,7 @@ def _serve(tmp_path: Path, interval: str, receiver: socket.socket) -> Server:
 
 
 def _announced_key(server: Server) -> str:
-    found = re.search(r"audit checkpoints are signed with key (\S+)", server.log.read_text())
+    found = re.search(r"audit checkpoints with key (\S+):", server.log.read_text())
     assert found, server.log.read_text()
     return found.group(1)
 

@@ -39,6 +39,13 @@ MATRIX: dict[tuple[str, str], tuple[int, int, int, int, int]] = {
     ("GET", "/api/v1/me/escrow"): (401, 200, 200, 200, 200),
     ("POST", "/api/v1/devices"): (401, 400, 400, 400, 400),  # an empty bundle is refused
     ("GET", "/api/v1/users/{email}/devices"): (401, 200, 200, 200, 200),
+    ("GET", "/api/v1/me/devices"): (401, 200, 200, 200, 200),
+    # The sender's own, active device: not waiting for approval, and an unsigned removal.
+    ("POST", "/api/v1/me/devices/{device_id}/approve"): (401, 404, 404, 409, 404),
+    ("POST", "/api/v1/me/devices/{device_id}/remove"): (401, 404, 404, 400, 404),
+    ("GET", "/api/v1/key-log/head"): (401, 200, 200, 200, 200),
+    ("GET", "/api/v1/key-log/consistency"): (401, 200, 200, 200, 200),
+    ("GET", "/api/v1/key-log/entries"): (401, 200, 200, 200, 200),
     ("POST", "/api/v1/transfers"): (401, 201, 201, 201, 201),
     ("GET", "/api/v1/transfers"): (401, 200, 200, 200, 200),
     ("GET", f"/api/v1/transfers/{T}"): (401, 404, 200, 200, 404),
@@ -124,9 +131,15 @@ HEADERS = {
 }
 # Path parameters that name something else than `ids` has under the same name.
 PATH_IDS = {("GET", f"/api/v1/public/links/{L}/files/{F}"): {"file_id": "link_file_id"}}
-QUERIES = {("GET", "/api/v1/directory"): {"q": "example"}}
+QUERIES = {
+    ("GET", "/api/v1/directory"): {"q": "example"},
+    ("GET", "/api/v1/key-log/consistency"): {"first": "1", "second": "2"},
+    ("GET", "/api/v1/key-log/entries"): {"start": "0", "end": "2"},
+}
 BODIES = {
     ("POST", "/api/v1/devices"): {"bundle": {}},
+    ("POST", "/api/v1/me/devices/{device_id}/approve"): {"signed": {}},
+    ("POST", "/api/v1/me/devices/{device_id}/remove"): {"signed": {}},
     ("POST", "/api/v1/transfers"): {"recipients": ["bob@example.org"], "files": 1},
     ("POST", f"/api/v1/transfers/{T}/seal"): {"manifest": "AAAA"},
     ("POST", "/api/v1/auth/login"): {},

@@ -13,7 +13,14 @@ from pathlib import Path
 
 import pytest
 
-from tests.integration.conftest import PLI, Server, User, make_user
+from tests.integration.conftest import (
+    PLI,
+    Server,
+    User,
+    device_of,
+    make_user,
+    slip_in_device,
+)
 
 NOT_VERIFIED = "(key not verified)"
 
@@ -168,10 +175,12 @@ def test_a_change_of_verified_keys_stops_everything_until_verified_again(
     old_code = verify_each_other(alice, bob)
     old_print = alice.ok("keys", "show", "--json").json()["fingerprint"]
 
-    # alice adds a device: for bob, the verified keys of alice changed.
+    # A device of alice's account that none of her devices approved: for bob, the verified
+    # keys of alice changed.
     laptop = User(alice.email, tmp_path / "home-alice-laptop", alice.server)
     laptop.ok("login", alice.server.url, "--email", alice.email)
     laptop.ok("keys", "init")
+    slip_in_device(alice.server, device_of(laptop))
     new_print = laptop.ok("keys", "show", "--json").json()["fingerprint"]
 
     for stopped in [
@@ -227,6 +236,7 @@ def test_an_unverified_change_keeps_the_trust_path(pair: tuple[User, User], tmp_
     laptop = User(alice.email, tmp_path / "home-alice-laptop", alice.server)
     laptop.ok("login", alice.server.url, "--email", alice.email)
     laptop.ok("keys", "init")
+    slip_in_device(alice.server, device_of(laptop))
     stopped = bob.run("send", str(source(tmp_path, "second.csv", b"2")), "--to", alice.email)
     assert stopped.returncode == 1
     assert "have changed since you last exchanged files" in stopped.stderr

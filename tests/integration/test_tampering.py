@@ -165,14 +165,14 @@ def test_sender_key_changed_after_first_contact(
     first = alice.send(source(tmp_path, "first.csv", b"1"), to=bob.email)
     bob.ok("get", first, "-o", str(tmp_path / "pinned"))  # bob pins alice's key here
     # The server (or whoever controls alice's account) introduces a new key for alice.
-    usurper = User(alice.email, tmp_path / "home-usurper", alice.server)
-    usurper.ok("login", alice.server.url, "--email", alice.email)
-    usurper.ok("keys", "init")
     with database(alice.server) as db:
         db.execute(
             "DELETE FROM devices WHERE id = ?",
             (json.loads((alice.home / "device.json").read_text())["doc"]["device"],),
         )
+    usurper = User(alice.email, tmp_path / "home-usurper", alice.server)
+    usurper.ok("login", alice.server.url, "--email", alice.email)
+    usurper.ok("keys", "init")  # a first device again, for the server
     second = usurper.send(source(tmp_path, "second.csv", b"2"), to=bob.email)
     refused(bob, second, tmp_path / "out", "have changed since you last exchanged files")
     result = bob.run("get", second, "-o", str(tmp_path / "out"))
@@ -268,21 +268,21 @@ def test_chunk_level_tampering(trio: tuple[User, User, User], tmp_path: Path, da
     refused(bob, transfer, tmp_path / "out", "error: ")
 
 
-def test_server_serving_an_old_key_set_is_refused(
-    trio: tuple[User, User, User], tmp_path: Path
-) -> None:
-    """Bob adds a device, Alice accepts it; a server that then rolls Bob's keys back to the
-    old set (to drop the device it cannot read, say) is refused like any other change."""
+def test_a_device_the_server_drops_is_said(trio: tuple[User, User, User], tmp_path: Path) -> None:
+    """Bob adds a device and approves it, Alice's client accepts it on that approval; a server
+    that then drops the device from Bob's keys can make files unreadable there, never readable
+    elsewhere: Alice's client sends to the devices left, and says which one left."""
     alice, bob, _ = trio
     alice.send(source(tmp_path, "first.csv", b"1"), to=bob.email)
     tablet = User(bob.email, tmp_path / "home-bob-tablet", bob.server)
     tablet.ok("login", bob.server.url, "--email", bob.email)
-    tablet.ok("keys", "init")
-    alice.ok("keys", "trust", bob.email, "--yes")
-    alice.send(source(tmp_path, "second.csv", b"2"), to=bob.email)
+    made = tablet.ok("keys", "init")
     new_device = json.loads((tablet.home / "device.json").read_text())["doc"]["device"]
+    fingerprint = made.stdout.split("fingerprint:", 1)[1].strip()
+    bob.ok("devices", "approve", new_device, "--fingerprint", fingerprint)
+    second = alice.ok("send", str(source(tmp_path, "second.csv", b"2")), "--to", bob.email)
+    assert "approved by its device" in second.stderr
     with database(alice.server) as db:
         db.execute("DELETE FROM devices WHERE id = ?", (new_device,))
-    result = alice.run("send", str(source(tmp_path, "third.csv", b"3")), "--to", bob.email)
-    assert result.returncode == 1
-    assert f"the keys of {bob.email} have changed" in result.stderr
+    third = alice.ok("send", str(source(tmp_path, "third.csv", b"3")), "--to", bob.email)
+    assert f"device {new_device} of {bob.email} was removed" in third.stderr

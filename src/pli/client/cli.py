@@ -7,6 +7,7 @@ problem object with --json; exit 1 for a failure, 2 for a usage error.
 from __future__ import annotations
 
 import getpass
+import hmac
 import json
 import os
 import sys
@@ -23,7 +24,14 @@ from rich.progress import BarColumn, DownloadColumn, Progress, TransferSpeedColu
 
 from pli.client.sdk import Client, CreatedLink, CreatedRequest, TransferInfo, Verification
 from pli.crypto.bundle import PublicBundle
-from pli.errors import PliError, SecondFactorRequiredError, UsageError
+from pli.errors import (
+    PliError,
+    SecondFactorRequiredError,
+    SignatureError,
+    TamperingError,
+    TrustError,
+    UsageError,
+)
 
 app = typer.Typer(
     name="pli",
@@ -192,6 +200,24 @@ def enable_user(
     from pli.server.main import set_disabled  # noqa: PLC0415
 
     err.print(f"enabled {set_disabled(data, email, disabled=False)}")
+
+
+@admin_app.command("reset-devices")
+def reset_devices(
+    email: str,
+    data: Annotated[Path, typer.Option(help="The server's data directory.")] = Path("pli-data"),
+) -> None:
+    """Recovery for an account that lost every device: remove them all, so that its next
+    `pli keys init` makes a first device. Check who asks first: everyone who sends to the
+    account will see its keys change and must check the new fingerprint with its owner."""
+    from pli.server.main import reset_devices as reset  # noqa: PLC0415
+
+    removed = reset(data, email)
+    err.print(
+        f"removed {removed} device(s) of {email}: its next `pli keys init` publishes a first "
+        "device, which its correspondents see as a key change",
+        markup=False,
+    )
 
 
 # --- policy and alerts ------------------------------------------------------------------------
@@ -373,14 +399,28 @@ def login(
     insecure_http: Annotated[
         bool, typer.Option("--insecure-http", help="Allow plain http:// to a remote host.")
     ] = False,
+    server_key: Annotated[
+        str | None,
+        typer.Option(
+            help="The server's public key as its operator published it (`pli serve` prints "
+            "it): pinned instead of the one the server shows at this first login."
+        ),
+    ] = None,
 ) -> None:
     """Log in to a pli server (password from PLI_PASSWORD, one-time code from PLI_TOTP, or
     prompts)."""
     password = secret("PLI_PASSWORD", f"Password for {email}")
+    if server_key is not None:
+        server_key = _server_key(server_key)
     with client() as c:
         try:
             who = c.login(
-                url, email, password, otp=os.environ.get("PLI_TOTP"), allow_http=insecure_http
+                url,
+                email,
+                password,
+                otp=os.environ.get("PLI_TOTP"),
+                allow_http=insecure_http,
+                server_key=server_key,
             )
         except SecondFactorRequiredError as needed:
             if "PLI_TOTP" in os.environ or not sys.stdin.isatty():
@@ -390,8 +430,23 @@ def login(
             code = typer.prompt(
                 "Recovery code" if passkey_only else "One-time code (or a recovery code)"
             )
-            who = c.login(url, email, password, otp=code, allow_http=insecure_http)
+            who = c.login(
+                url, email, password, otp=code, allow_http=insecure_http, server_key=server_key
+            )
     err.print(_clean(f"logged in as {who}"), markup=False)
+
+
+def _server_key(text: str) -> str:
+    from pli.crypto.signing import public_key  # noqa: PLC0415
+
+    try:
+        public_key(text.strip())
+    except SignatureError as exc:
+        raise UsageError(
+            "--server-key must be the server's Ed25519 public key in base64, as `pli serve` "
+            "prints it"
+        ) from exc
+    return text.strip()
 
 
 @twofa_app.command("enable")
@@ -531,10 +586,17 @@ def keys_init(
         secret("PLI_PASSWORD", "Your login password (to check they differ)") if escrow else None
     )
     with client() as c:
-        bundle = c.init_keys(
+        made = c.init_keys(
             chosen, escrow=escrow, login_password=login_password, work_factor=work_factor
         )
-    out.print(f"fingerprint: {bundle.fingerprint}")
+    out.print(f"fingerprint: {made.bundle.fingerprint}")
+    if made.pending:
+        err.print(
+            f"this device ({made.bundle.device}) waits for approval: on a device that already "
+            f"has your keys, run `pli devices approve {made.bundle.device}` and check that it "
+            "shows the fingerprint above",
+            markup=False,
+        )
 
 
 @keys_app.command("passphrase")
@@ -692,6 +754,111 @@ def keys_list(as_json: JsonOpt = False) -> None:
         out.print(_clean(f"{pinned.email}{you}  {state}"), markup=False)
         for bundle in pinned.bundles:
             out.print(f"    {bundle.fingerprint}  (device {bundle.device})", markup=False)
+
+
+@keys_app.command("audit")
+def keys_audit(as_json: JsonOpt = False) -> None:
+    """Check the server's key log since the last audit: that it only grew, and that every key
+    it holds for your account was made or approved by your own devices."""
+    with client() as c:
+        report = c.audit_keys()
+    if as_json:
+        out.print_json(
+            data={
+                "head": report.head.signed(),
+                "read": report.read,
+                "yours": [{"index": i, "entry": e.doc()} for i, e in report.mine],
+                "unknown": [{"index": i, "entry": e.doc()} for i, e in report.unknown],
+                "problems": report.problems,
+            }
+        )
+    else:
+        out.print(
+            f"key log: {report.head.size} entries, {report.read} read; "
+            f"{len(report.mine)} about your account",
+            markup=False,
+        )
+        for index, entry in report.mine:
+            out.print(_clean(f"    {index}  {entry.time}  {entry.describe()}"), markup=False)
+    if report.unknown or report.problems:
+        findings = [f"entry {i}: {e.describe()}" for i, e in report.unknown] + report.problems
+        raise TamperingError(
+            "keys for your account that none of your devices made or approved: "
+            + "; ".join(findings),
+            hint="if you did not add a device, tell your administrator now, and remove it with "
+            "`pli devices remove DEVICE`",
+        )
+
+
+devices_app = typer.Typer(
+    help="This account's devices, and approving new ones.", no_args_is_help=True
+)
+app.add_typer(devices_app, name="devices")
+
+
+@devices_app.command("list")
+def devices_list(as_json: JsonOpt = False) -> None:
+    """List this account's devices: active, waiting for approval, removed."""
+    with client() as c:
+        listed = c.devices()
+    if as_json:
+        out.print_json(data=[asdict(d) for d in listed])
+        return
+    for d in listed:
+        here = " (this device)" if d.this_device else ""
+        by = f", approved by {d.approved_by}" if d.approved_by else ""
+        out.print(
+            f"{d.device}  {d.state}{here}  {d.fingerprint}  since {d.created_at}{by}",
+            markup=False,
+        )
+
+
+@devices_app.command("approve")
+def devices_approve(
+    device: Annotated[
+        str, typer.Argument(help="The new device's id, as `pli keys init` showed it.")
+    ],
+    fingerprint: Annotated[
+        str | None,
+        typer.Option(help="The fingerprint the new device showed (instead of the question)."),
+    ] = None,
+) -> None:
+    """Approve a new device of your account, from a device that already has its keys.
+    Compare the fingerprint it shows with the one the new device showed."""
+    with client() as c:
+        bundle = c.pending_device(device)
+        out.print(f"fingerprint of device {bundle.device}: {bundle.fingerprint}", markup=False)
+        if fingerprint is not None:
+            if not hmac.compare_digest(
+                "".join(fingerprint.split()).lower().encode(),
+                "".join(bundle.fingerprint.split()).encode(),
+            ):
+                raise TrustError(
+                    "the fingerprint does not match: the device was not approved",
+                    hint="run `pli keys show` on the new device and compare again; if it "
+                    "still differs, someone else published that device",
+                )
+        elif not sys.stdin.isatty():
+            raise UsageError(
+                "compare the fingerprint, then answer in a terminal, or pass the one the new "
+                "device showed with --fingerprint",
+                hint="the device was not approved",
+            )
+        elif not typer.confirm("Does the new device show this fingerprint?", default=False):
+            raise UsageError("nothing changed: the device was not approved")
+        unlocked(c).approve_device(bundle)
+    err.print(f"device {bundle.device} approved", markup=False)
+
+
+@devices_app.command("remove")
+def devices_remove(
+    device: Annotated[str, typer.Argument(help="The device's id (`pli devices list`).")],
+) -> None:
+    """Remove a device of your account (a lost or retired one): it gets no new files, its
+    escrowed key is deleted. Run it from another of your devices."""
+    with client() as c:
+        unlocked(c).remove_device(device)
+    err.print(f"device {device} removed", markup=False)
 
 
 # --- transfers ------------------------------------------------------------------------------

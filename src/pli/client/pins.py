@@ -1,17 +1,21 @@
 """Trust on first use: the keys of every correspondent are pinned the first time they are
-used, and any later change is refused until the user accepts it with `pli keys trust`.
+used, and any later change is refused until the user accepts it with `pli keys trust` — unless
+the account itself vouched for it: a new device approved (signed) by a device already pinned, or
+a device that left.
 
 A pin is marked verified once the user compared a verification code with the correspondent
 (`pli keys verify`). A change of verified keys can only be accepted that way again."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from pli.client.state import Home
+from pli.crypto import devices
 from pli.crypto.bundle import PublicBundle, parse_bundle
-from pli.errors import TrustError
+from pli.errors import CryptoError, TrustError
 
 PINS = "pins.json"
 
@@ -22,6 +26,7 @@ class Pinned:
     bundles: list[PublicBundle]
     verified: bool
     first_use: bool = False
+    changes: tuple[str, ...] = ()  # device changes accepted on the account's own say-so
 
 
 def _key_set(bundles: list[PublicBundle]) -> set[tuple[str, str, str]]:
@@ -43,6 +48,41 @@ def verified_change(email: str, old: list[PublicBundle], new: list[PublicBundle]
         hint=f"compare the new verification code with {email} by phone, then run "
         f"`pli keys verify {email}` again",
     )
+
+
+def approved_changes(
+    trusted: list[PublicBundle], offered: list[PublicBundle], approvals: Mapping[str, Any]
+) -> list[str] | None:
+    """What changed from `trusted` to `offered`, in words, if every device that is new was
+    approved by a trusted device or by a new device itself approved that way; else None."""
+    known = {b.device: b for b in trusted if any(b.same_keys(o) for o in offered)}
+    if any(b.device in {t.device for t in trusted} and b.device not in known for b in offered):
+        return None  # a device id kept with other keys: that is no device change, refuse it
+    changes = [
+        f"device {b.device} of {b.email} was removed" for b in trusted if b.device not in known
+    ]
+    waiting = [b for b in offered if b.device not in known]
+    while waiting:
+        progress = False
+        for bundle in list(waiting):
+            approval = approvals.get(bundle.device)
+            try:
+                approver = known.get(devices.by_of(approval))
+                if approver is None:
+                    continue
+                devices.check_approval(approval, approver, bundle)
+            except CryptoError:
+                return None
+            known[bundle.device] = bundle
+            waiting.remove(bundle)
+            changes.append(
+                f"device {bundle.device} of {bundle.email} ({bundle.fingerprint}) was added, "
+                f"approved by its device {approver.device}"
+            )
+            progress = True
+        if not progress:
+            return None
+    return changes
 
 
 class PinStore:
@@ -68,8 +108,16 @@ class PinStore:
         data[email] = {"devices": [b.signed for b in bundles], "verified": verified}
         self._home.write_json(PINS, data)
 
-    def check(self, email: str, bundles: list[PublicBundle]) -> Pinned:
-        """Pin on first use; return the pinned keys if unchanged; refuse a change."""
+    def check(
+        self,
+        email: str,
+        bundles: list[PublicBundle],
+        approvals: Mapping[str, Any] | None = None,
+    ) -> Pinned:
+        """Pin on first use; return the pinned keys if unchanged. A change is accepted when
+        its every new device was approved by a device already trusted (`approvals`: device id
+        -> signed approval) and is then pinned as verified as the keys before; devices that
+        left are dropped. Any other change is refused."""
         if not bundles:
             raise TrustError(f"{email} has no keys yet: ask them to run `pli keys init`")
         pinned = self.get(email)
@@ -77,6 +125,10 @@ class PinStore:
             self._save(email, bundles, verified=False)
             return Pinned(email, bundles, verified=False, first_use=True)
         if not same_keys(pinned.bundles, bundles):
+            changes = approved_changes(pinned.bundles, bundles, approvals or {})
+            if changes is not None:
+                self._save(email, bundles, verified=pinned.verified)
+                return Pinned(email, bundles, pinned.verified, changes=tuple(changes))
             if pinned.verified:
                 raise verified_change(email, pinned.bundles, bundles)
             raise TrustError(

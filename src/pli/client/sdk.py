@@ -30,6 +30,7 @@ from pli.client.download import Fetch, receive_all
 from pli.client.external import listed_files, readable_file
 from pli.client.pins import Pinned, PinStore, same_keys
 from pli.client.state import Home
+from pli.client.transparency import LogStore, Offered, checked_keys, claimed_member, hashes
 from pli.client.upload import (
     Digests,
     SendState,
@@ -39,7 +40,7 @@ from pli.client.upload import (
     encrypted_parts,
     send_file,
 )
-from pli.crypto import age
+from pli.crypto import age, devices, keylog
 from pli.crypto import links as lk
 from pli.crypto import manifest as mf
 from pli.crypto import passphrase as phrases
@@ -52,11 +53,13 @@ from pli.errors import (
     ConfigError,
     CryptoError,
     DecryptError,
+    ForbiddenError,
     GoneError,
     IntegrityError,
     NotFoundError,
     PliError,
     SignatureError,
+    TamperingError,
     TransportError,
     TrustError,
     UsageError,
@@ -208,6 +211,32 @@ class RequestInfo:
     bytes_used: int
 
 
+@dataclass(frozen=True)
+class NewDevice:
+    bundle: PublicBundle
+    pending: bool  # waiting for one of the account's devices to approve it
+
+
+@dataclass(frozen=True)
+class DeviceInfo:
+    device: str
+    state: str  # active, pending, removed
+    fingerprint: str
+    created_at: str
+    approved_by: str | None
+    this_device: bool
+
+
+@dataclass(frozen=True)
+class KeyAudit:
+    head: keylog.TreeHead  # the head the audit reached
+    read: int  # entries read this time
+    mine: list[tuple[int, keylog.Entry]]  # those naming this account
+    unknown: list[tuple[int, keylog.Entry]]  # keys of this account none of its devices made
+    problems: list[str]  # this account's keys as the server lists them, refused
+
+
+LOG_PAGE = 1000  # key log entries per request
 LISTING_PAGE = 100  # transfers per request when walking a whole inbox or outbox
 
 
@@ -220,6 +249,7 @@ class Client:
     def __post_init__(self) -> None:
         self.home = Home(self.home_path)
         self.pins = PinStore(self.home)
+        self.key_log = LogStore(self.home)
         self._api: Api | None = None
         self._identity: DeviceIdentity | None = None
         self._request_cache: dict[str, lk.RequestKeys] = {}
@@ -258,8 +288,11 @@ class Client:
         *,
         otp: str | None = None,
         allow_http: bool = False,
+        server_key: str | None = None,
     ) -> str:
-        """Log in; raises SecondFactorRequiredError when the account needs `otp` too."""
+        """Log in; raises SecondFactorRequiredError when the account needs `otp` too. The
+        server's key (which signs its key log) is pinned at the first login: `server_key`, as
+        its operator published it, else the one it shows."""
         url = check_url(server, allow_http=allow_http)
         api = Api(url)
         body = {"email": email, "password": password, "otp": otp}
@@ -276,7 +309,26 @@ class Client:
         self.home.write_json(CONFIG, {"server": url, "email": answer["email"]})
         self.home.write(SESSION, answer["token"].encode())
         self._api = None
+        if server_key is not None:
+            self.key_log.pin(server_key)
+        # A session that must enrol a second factor first is refused the head: the key is then
+        # pinned at its first look-up of keys.
+        with contextlib.suppress(ForbiddenError):
+            self.key_log_head()
         return str(answer["email"])
+
+    def key_log_head(self) -> keylog.TreeHead:
+        """The server's current signed key log head, checked against the pinned key and
+        against the head kept (a consistency proof between the two); kept if newer."""
+        signed = self.api.request("GET", "/api/v1/key-log/head")
+        kept = self.key_log.head()
+        proof = None
+        size = claimed_member(signed, "size", int)
+        if kept is not None and kept.size <= size:
+            params = {"first": kept.size, "second": size}
+            answer = self.api.request("GET", "/api/v1/key-log/consistency", params=params)
+            proof = hashes(answer.get("proof") if isinstance(answer, dict) else None, "proof")
+        return self.key_log.accept(signed, proof)
 
     def logout(self, *, everywhere: bool = False) -> int:
         """Close this session, or with `everywhere` every session of the account; returns
@@ -346,7 +398,10 @@ class Client:
         escrow: bool = False,
         login_password: str | None = None,
         work_factor: int = DEFAULT_SCRYPT_WORK_FACTOR,
-    ) -> PublicBundle:
+    ) -> NewDevice:
+        """Make this device's keys and publish them. The account's first device can be used
+        at once; a later one is `pending` until one of its devices approves it
+        (`approve_device`)."""
         if self.home.read(IDENTITY) is not None:
             raise UsageError("this device already has keys", hint="`pli keys show` prints them")
         if escrow:
@@ -359,11 +414,11 @@ class Client:
         body: dict[str, Any] = {"bundle": bundle.signed}
         if escrow:
             body["escrow"] = base64.b64encode(sealed).decode("ascii")
-        self.api.request("POST", "/api/v1/devices", json=body)
+        answer = self.api.request("POST", "/api/v1/devices", json=body)
         self.home.write(IDENTITY, sealed)
         self.home.write_json(DEVICE, bundle.signed)
         self._identity = identity
-        return bundle
+        return NewDevice(bundle, pending=answer.get("state") == "pending")
 
     def _check_escrow(self, passphrase: str, login_password: str | None, work_factor: int) -> None:
         """An escrowed copy can be attacked offline by whoever copies the server: it needs the
@@ -438,24 +493,148 @@ class Client:
         return self.identity.age_identity.export()
 
     def fetch_keys(self, email: str) -> list[PublicBundle]:
-        """The keys the server claims `email` has, each self-signature checked."""
-        answer = self.api.request("GET", f"/api/v1/users/{_path_part(email)}/devices")
-        try:
-            bundles = [parse_bundle(b) for b in answer["devices"]]
-        except (CryptoError, KeyError, TypeError) as exc:
-            raise SignatureError(f"the server sent invalid keys for {email}") from exc
-        # Against the address asked for, not the one the server's answer states.
-        if any(b.email != email for b in bundles):
-            raise SignatureError(f"the server sent keys of another account for {email}")
-        return bundles
+        """The keys the server claims `email` has, each self-signature checked and each
+        proved to be in the server's key log."""
+        return self.offered_keys(email).bundles
+
+    def offered_keys(self, email: str) -> Offered:
+        """`fetch_keys`, with the approvals the account's devices signed for each other."""
+        head = self.key_log.head()
+        params = {} if head is None else {"log_size": head.size}
+        path = f"/api/v1/users/{_path_part(email)}/devices"
+        return checked_keys(self.key_log, email, self.api.request("GET", path, params=params))
 
     def pinned_keys(self, email: str) -> list[PublicBundle]:
         """Keys of `email`, checked against (or pinned as) the ones seen before."""
-        pinned = self.pins.check(email, self.fetch_keys(email))
+        offered = self.offered_keys(email)
+        pinned = self.pins.check(email, offered.bundles, offered.approvals)
         if pinned.first_use and email != self.email:
             prints = ", ".join(b.fingerprint for b in pinned.bundles)
             self.notices.append(f"first use of {email}'s keys (not yet verified): {prints}")
+        self.notices.extend(pinned.changes)
         return pinned.bundles
+
+    # --- devices ------------------------------------------------------------------------------
+
+    def devices(self) -> list[DeviceInfo]:
+        """Every device of this account as the server lists it: active, pending, removed."""
+        here = self.public_bundle().device if self.home.read(DEVICE) is not None else None
+        listed = []
+        for item in self._own_devices():
+            bundle = self._own_bundle(item)
+            approval = item.get("approval")
+            listed.append(
+                DeviceInfo(
+                    device=bundle.device,
+                    state=str(item["state"]),
+                    fingerprint=bundle.fingerprint,
+                    created_at=str(item["created_at"]),
+                    approved_by=devices.by_of(approval) if approval else None,
+                    this_device=bundle.device == here,
+                )
+            )
+        return listed
+
+    def pending_device(self, device_id: str) -> PublicBundle:
+        """The bundle of a device of this account that waits for approval."""
+        for item in self._own_devices():
+            bundle = self._own_bundle(item)
+            if bundle.device == device_id and item.get("state") == "pending":
+                return bundle
+        raise NotFoundError(
+            f"no device {device_id} of yours waits for approval",
+            hint="`pli devices list` shows your devices and their state",
+        )
+
+    def approve_device(self, bundle: PublicBundle) -> None:
+        """Sign, with this device's key, that `bundle` is a device of this account, and
+        send the approval: the device becomes active, and correspondents who trust this
+        device accept it without asking."""
+        signed = devices.approve(self.identity, bundle)
+        path = f"/api/v1/me/devices/{_path_part(bundle.device)}/approve"
+        self.api.request("POST", path, json={"signed": signed})
+
+    def remove_device(self, device_id: str) -> None:
+        """Sign, with this device's key, that device `device_id` of this account is no longer
+        one of its devices: its keys are no longer handed out, its escrowed copy is deleted."""
+        if device_id == self.identity.device:
+            raise UsageError(
+                "a device does not remove itself", hint="remove it from another of your devices"
+            )
+        signed = devices.remove(self.identity, device_id)
+        path = f"/api/v1/me/devices/{_path_part(device_id)}/remove"
+        self.api.request("POST", path, json={"signed": signed})
+
+    def _own_devices(self) -> list[dict[str, Any]]:
+        try:
+            items = _items(self.api.request("GET", "/api/v1/me/devices"))
+        except TypeError as exc:
+            raise TransportError("the server sent a malformed list of devices") from exc
+        if not all(isinstance(item, dict) for item in items):
+            raise TransportError("the server sent a malformed list of devices")
+        return items
+
+    def _own_bundle(self, item: Any) -> PublicBundle:
+        try:
+            bundle = parse_bundle(item["bundle"])
+        except (CryptoError, KeyError, TypeError) as exc:
+            raise SignatureError("the server listed an invalid device of yours") from exc
+        if bundle.email != self.email:
+            raise SignatureError("the server listed a device of another account as yours")
+        return bundle
+
+    def audit_keys(self) -> KeyAudit:
+        """Read the key log from where the last audit stopped to the server's current head,
+        check that those entries make up exactly that head, and find among the entries naming
+        this account any key its devices did not make or approve. The audit's place is kept
+        only when nothing was found, so a finding is reported again until resolved."""
+        head = self.key_log_head()
+        start = self.key_log.frontier()
+        if start.size > head.size:
+            raise TamperingError(
+                f"the key log has {head.size} entries, fewer than the {start.size} your last "
+                "audit read: it was rewritten"
+            )
+        me = self.email
+        problems = []
+        try:
+            self.pinned_keys(me)
+        except TrustError as exc:
+            problems.append(exc.message)
+        frontier, mine = keylog.audit(
+            start, head, self._log_leaves(start.size, head.size), keep=lambda e: e.email == me
+        )
+        unknown = keylog.unknown_devices(mine, me, self._known_devices())
+        if not unknown and not problems:
+            self.key_log.save_frontier(frontier)
+        return KeyAudit(head, head.size - start.size, mine, unknown, problems)
+
+    def _log_leaves(self, start: int, end: int) -> Iterator[bytes]:
+        for first in range(start, end, LOG_PAGE):
+            params = {"start": first, "end": min(first + LOG_PAGE, end)}
+            answer = self.api.request("GET", "/api/v1/key-log/entries", params=params)
+            leaves = answer.get("leaves") if isinstance(answer, dict) else None
+            if not isinstance(leaves, list) or not all(isinstance(x, str) for x in leaves):
+                raise IntegrityError("the server sent a malformed list of key log entries")
+            yield from (leaf.encode("utf-8") for leaf in leaves)
+
+    def _known_devices(self) -> dict[str, str]:
+        """device id -> bundle digest of every device this one knows to be the account's: itself,
+        those pinned, and those approved by a known device (removed since, or not)."""
+        pinned = self.pins.get(self.email)
+        known = {b.device: b for b in [self.public_bundle(), *(pinned.bundles if pinned else [])]}
+        listed = [(self._own_bundle(item), item.get("approval")) for item in self._own_devices()]
+        grew = True
+        while grew:
+            grew = False
+            for bundle, approval in listed:
+                if bundle.device in known or not approval:
+                    continue
+                approver = known.get(devices.by_of(approval))
+                if approver is not None:
+                    devices.check_approval(approval, approver, bundle)
+                    known[bundle.device], grew = bundle, True
+        return {device: keylog.bundle_digest(b) for device, b in known.items()}
 
     def pending_keys(self, email: str) -> tuple[list[PublicBundle], list[PublicBundle]]:
         """(pinned, offered): the keys pinned for `email`, and those the server now has."""

@@ -28,6 +28,7 @@ from typing import Any
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
+from pli.crypto import keylog
 from pli.crypto.age import b64decode, b64encode
 from pli.crypto.signing import canonical_json, public_key, sign, verify
 from pli.errors import ConfigError, CryptoError, SignatureError, UsageError
@@ -171,3 +172,12 @@ class ServerKey:
         return Checkpoint(
             length=length, head=head, time=stamp, signature=signed["sig"], key=self.public_b64
         )
+
+    @property
+    def key_log_id(self) -> str:
+        """The id of the key log this key signs heads of (see `keylog.log_id`)."""
+        return keylog.log_id(self.public_b64)
+
+    def sign_key_log_head(self, size: int, root: bytes, time: datetime) -> keylog.TreeHead:
+        """Sign that the key log had `size` entries with Merkle root `root` at `time`."""
+        return keylog.sign_head(self._private, self.key_log_id, size, root, time)

@@ -21,7 +21,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -283,6 +283,12 @@ class TreeHead:
         return cls.from_signed(signed, trusted_key_b64, log)
 
 
+def log_id(key_b64: str) -> str:
+    """A server's key log id: derived from its key, so that it stays the same whatever host
+    name the server is reached by, and a client pins the two together."""
+    return "pli-" + hashlib.sha256(key_b64.encode("ascii")).hexdigest()[:32]
+
+
 def sign_head(key: Ed25519PrivateKey, log: str, size: int, root: bytes, time: datetime) -> TreeHead:
     """Sign that `log` had `size` entries with Merkle root `root` at `time`."""
     if not _LOG_ID.fullmatch(log):
@@ -341,21 +347,31 @@ def advance(trusted: TreeHead | None, seen: TreeHead, proof: Sequence[bytes]) ->
 
 
 def audit(
-    frontier: merkle.Frontier, head: TreeHead, leaves: Sequence[bytes]
+    frontier: merkle.Frontier,
+    head: TreeHead,
+    leaves: Iterable[bytes],
+    keep: Callable[[Entry], bool] = lambda _entry: True,
 ) -> tuple[merkle.Frontier, list[tuple[int, Entry]]]:
     """Check that `leaves`, the log's entries from `frontier.size` on, are exactly those that
     make `head` out of the tree `frontier` holds; return the frontier at `head.size` and every
-    new entry with its index. The frontier is the auditor's own, from its last audit (empty at
-    first), so the server cannot leave an entry out of the list: the root would not match."""
-    if frontier.size + len(leaves) != head.size:
-        raise IntegrityError(
-            f"the key log {head.log} listed {len(leaves)} entries after entry "
-            f"{frontier.size}, but its {head.describe()} needs {head.size - frontier.size}"
-        )
+    new entry `keep` selects, with its index. The frontier is the auditor's own, from its last
+    audit (empty at first), so the server cannot leave an entry out of the list: the root would
+    not match. `leaves` may be a stream: one entry is held at a time."""
     grown, entries = frontier.copy(), []
     for index, leaf in enumerate(leaves, start=frontier.size):
+        if index >= head.size:
+            raise IntegrityError(
+                f"the key log {head.log} listed more entries than its {head.describe()} holds"
+            )
         grown.append(merkle.leaf_hash(leaf))
-        entries.append((index, Entry.decode(leaf)))
+        entry = Entry.decode(leaf)
+        if keep(entry):
+            entries.append((index, entry))
+    if grown.size != head.size:
+        raise IntegrityError(
+            f"the key log {head.log} listed {grown.size - frontier.size} entries after entry "
+            f"{frontier.size}, but its {head.describe()} needs {head.size - frontier.size}"
+        )
     if grown.root() != head.root:
         raise IntegrityError(
             f"the entries the key log {head.log} listed do not make up its signed "

@@ -17,6 +17,7 @@ from pli.server.admin.routes import router as admin_router
 from pli.server.auth import tokens
 from pli.server.auth.routes import router as auth_router
 from pli.server.config import Settings
+from pli.server.keys import service as keys_service
 from pli.server.keys.routes import router as keys_router
 from pli.server.links import routes as links_routes
 from pli.server.ratelimit import LoginGuard, MemoryCounters, PublicLimit, RedisCounters
@@ -37,6 +38,8 @@ def create_app(settings: Settings) -> FastAPI:
     db = Database(engine)
     blobs = open_blob_store(settings.blob_store, settings.data_dir)
     audit_key = checkpointer.server_key(settings)
+    with db.session() as session:
+        keys_service.log_existing_devices(session, now=settings.clock())
 
     @contextlib.asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
@@ -61,6 +64,7 @@ def create_app(settings: Settings) -> FastAPI:
     )
     app.state.settings, app.state.db, app.state.blobs = settings, db, blobs
     app.state.audit_public_key = audit_key.public_b64
+    app.state.server_key = audit_key
     app.state.metrics = metrics.Metrics(db, settings.clock)
     app.add_middleware(metrics.Observe, metrics=app.state.metrics)
     app.state.token_key = tokens.load_key(settings.data_dir, settings.token_key_hex)

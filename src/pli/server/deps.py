@@ -25,6 +25,7 @@ from sqlalchemy.orm import Session
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from pli.audit import log as audit_log
+from pli.crypto.checkpoints import ServerKey
 from pli.errors import AuthError, ForbiddenError, SessionEndedError
 from pli.server.auth import recovery, service, tokens
 from pli.server.config import Settings
@@ -165,6 +166,12 @@ def login_guard(request: Request) -> LoginGuard:
     return value
 
 
+def server_key(request: Request) -> ServerKey:
+    """The server's own signing key: audit checkpoints and key log tree heads."""
+    value: ServerKey = request.app.state.server_key
+    return value
+
+
 def token_key(request: Request) -> bytes:
     value: bytes = request.app.state.token_key
     return value
@@ -235,6 +242,7 @@ DB = Annotated[Session, Depends(db)]
 Config = Annotated[Settings, Depends(settings)]
 Blobs = Annotated[BlobStore, Depends(blobs)]
 TokenKey = Annotated[bytes, Depends(token_key)]
+SigningKey = Annotated[ServerKey, Depends(server_key)]
 Guard = Annotated[LoginGuard, Depends(login_guard)]
 Caller = Annotated[Principal, Depends(principal)]
 User = Annotated[models.User, Depends(current_user)]

@@ -46,7 +46,10 @@ def serve(
     where = "PostgreSQL" if settings.database_url else f"SQLite in {data}"
     blobs = settings.blob_store or data / "blobs"
     announce(f"pli is serving on {url} (metadata: {where}; blobs: {blobs})")
-    announce(f"audit checkpoints are signed with key {app.state.audit_public_key} (record it)")
+    announce(
+        f"this server signs its key log and audit checkpoints with key "
+        f"{app.state.audit_public_key}: publish it for `pli login --server-key`"
+    )
     pli = _program()
     announce(f"create the first account with:  {pli} admin create-user EMAIL --data {data} --admin")
     announce(f"then, on a client:               {pli} login {url} --email EMAIL")
@@ -142,6 +145,16 @@ def set_disabled(data: Path, email: str, *, disabled: bool) -> str:
             session, email, disabled=disabled, now=settings.clock(), actor=operator()
         )
         return user.email
+
+
+def reset_devices(data: Path, email: str) -> int:
+    """Remove every device of an account that lost them all (see keys.service.reset): its
+    next device is a first device, which every correspondent sees as a key change."""
+    from pli.server.keys import service as keys  # noqa: PLC0415
+
+    with _database(data, existing=True) as (session, settings):
+        user = accounts.find_user(session, email)
+        return keys.reset(session, user, now=settings.clock(), actor=operator())
 
 
 def purge(data: Path, *, dry_run: bool) -> Report:

@@ -135,6 +135,15 @@ class Device(Base):
     bundle: Mapped[str] = mapped_column(Text)  # the signed public bundle, canonical JSON
     escrow: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)  # age ciphertext
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    # pending (published, waiting for one of the account's devices to approve it) | active |
+    # removed. Only active devices are handed out as recipients.
+    state: Mapped[str] = mapped_column(String(16), default="active", server_default="active")
+    # The signed approval (canonical JSON) that made it active, for a device added after the
+    # account's first: correspondents check it against a device they already trust.
+    approval: Mapped[str | None] = mapped_column(Text, nullable=True)
+    # The key log entry that made it active (device-published or device-approved).
+    log_index: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    removed_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
 
 
 class Transfer(Base):
@@ -357,3 +366,33 @@ class Notification(Base):
     attempts: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     next_attempt_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
     sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+
+
+class KeyLogHead(Base):
+    """The key log's size: one row, id 1, bumped by every append so that appends queue up
+    behind each other (as AuditHead does for the audit log)."""
+
+    __tablename__ = "key_log_head"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    size: Mapped[int] = mapped_column(BigInteger)
+
+
+class KeyLogEntry(Base):
+    """Entry `idx` of the key log: its leaf, the canonical JSON of one key event."""
+
+    __tablename__ = "key_log_entries"
+
+    idx: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    leaf: Mapped[bytes] = mapped_column(LargeBinary)
+
+
+class KeyLogNode(Base):
+    """The hash of a perfect subtree of the key log: node (level, idx) covers the leaves
+    [idx * 2**level, (idx + 1) * 2**level). Roots and proofs read O(log n) of them."""
+
+    __tablename__ = "key_log_nodes"
+
+    level: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    idx: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    hash: Mapped[bytes] = mapped_column(LargeBinary)

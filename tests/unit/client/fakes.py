@@ -18,14 +18,18 @@ import functools
 import json
 import re
 import threading
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
+from pli.crypto import keylog, merkle
+from pli.crypto.bundle import PublicBundle
+from pli.crypto.checkpoints import ServerKey
 from pli.errors import ERRORS_BY_STATUS
 
 UPLOADS = "/api/v1/uploads"
@@ -273,3 +277,38 @@ def _json(raw: bytes, content_type: str | None) -> Any:
         return json.loads(raw)
     except ValueError:
         return None
+
+
+# --- a key log, as an honest server would prove keys from it --------------------------------
+
+LOG_KEY = ServerKey.generate()  # the scripted server's own key
+LOG_TIME = datetime(2026, 11, 29, 12, 0, tzinfo=UTC)
+
+
+def logged_devices(
+    bundles: Sequence[PublicBundle],
+    *,
+    key: ServerKey = LOG_KEY,
+    before: Sequence[keylog.Entry] = (),
+    approvals: Sequence[dict[str, Any] | None] | None = None,
+) -> dict[str, Any]:
+    """The answer to `GET /users/{email}/devices` for `bundles`: each published in a key log
+    that holds `before` first, with its inclusion proof under a head `key` signed."""
+    entries = [*before, *(keylog.device_published(b, LOG_TIME) for b in bundles)]
+    tree = merkle.MemoryTree([e.leaf_hash() for e in entries])
+    head = key.sign_key_log_head(tree.size, tree.root(), LOG_TIME)
+    first = len(before)
+    proofs = [
+        {
+            "index": first + i,
+            "leaf": entries[first + i].encode().decode("utf-8"),
+            "path": [h.hex() for h in tree.inclusion_proof(first + i)],
+        }
+        for i in range(len(bundles))
+    ]
+    return {
+        "email": bundles[0].email if bundles else "",
+        "devices": [b.signed for b in bundles],
+        "approvals": list(approvals) if approvals is not None else [None] * len(bundles),
+        "log": {"head": head.signed(), "consistency": None, "proofs": proofs},
+    }

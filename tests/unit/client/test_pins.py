@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from pli.client.pins import PINS, PinStore
 from pli.client.state import Home
+from pli.crypto import devices as devices_crypto
 from pli.crypto.bundle import PublicBundle
 from pli.crypto.identity import DeviceIdentity
 from pli.errors import SignatureError, TrustError
@@ -65,8 +67,8 @@ def test_pins_persist(home: Home) -> None:
 
 @pytest.mark.parametrize(
     "served",
-    [[_NEW], [_LAPTOP, _NEW], [_LAPTOP], [_LAPTOP, _PHONE, _NEW]],
-    ids=["replaced", "one-replaced", "one-removed", "one-added"],
+    [[_NEW], [_LAPTOP, _NEW], [_LAPTOP, _PHONE, _NEW]],
+    ids=["replaced", "one-replaced", "one-added"],
 )
 def test_changed_keys_are_refused(pins: PinStore, served: list[PublicBundle]) -> None:
     pins.check(EMAIL, [_LAPTOP, _PHONE])
@@ -79,6 +81,72 @@ def test_changed_keys_are_refused(pins: PinStore, served: list[PublicBundle]) ->
     stored = pins.get(EMAIL)
     assert stored is not None
     assert devices(stored.bundles) == {_LAPTOP.device, _PHONE.device}
+
+
+# --- changes the account vouched for -------------------------------------------------------
+
+_LAPTOP_ID, _PHONE_ID = (DeviceIdentity.generate(EMAIL) for _ in range(2))
+_L, _P = _LAPTOP_ID.public_bundle(), _PHONE_ID.public_bundle()
+
+
+def test_a_device_approved_by_a_pinned_one_is_accepted(pins: PinStore) -> None:
+    pins.verify(EMAIL, [_L])
+    approval = devices_crypto.approve(_LAPTOP_ID, _P)
+    accepted = pins.check(EMAIL, [_L, _P], {_P.device: approval})
+    assert devices(accepted.bundles) == {_L.device, _P.device}
+    assert accepted.verified  # vouched for by a verified device: still verified
+    assert accepted.changes == (
+        f"device {_P.device} of {EMAIL} ({_P.fingerprint}) was added, approved by its device "
+        f"{_L.device}",
+    )
+    assert not pins.check(EMAIL, [_L, _P]).changes  # pinned now
+
+
+def test_a_chain_of_approvals_from_a_pinned_device_is_accepted(pins: PinStore) -> None:
+    tablet = DeviceIdentity.generate(EMAIL).public_bundle()
+    pins.check(EMAIL, [_L])
+    approvals = {
+        tablet.device: devices_crypto.approve(_PHONE_ID, tablet),  # listed before its approver
+        _P.device: devices_crypto.approve(_LAPTOP_ID, _P),
+    }
+    accepted = pins.check(EMAIL, [tablet, _P, _L], approvals)
+    assert len(accepted.changes) == 2
+
+
+@pytest.mark.parametrize("flaw", ["none", "by-itself", "by-unpinned", "other-bundle", "altered"])
+def test_an_unproved_addition_is_refused(pins: PinStore, flaw: str) -> None:
+    pins.check(EMAIL, [_L])
+    outsider = DeviceIdentity.generate(EMAIL)
+    approval: dict[str, Any] | None = {
+        "none": None,
+        "by-itself": None,
+        "by-unpinned": devices_crypto.approve(outsider, _P),
+        "other-bundle": devices_crypto.approve(_LAPTOP_ID, _NEW),
+        "altered": devices_crypto.approve(_LAPTOP_ID, _P),
+    }[flaw]
+    if flaw == "by-itself":
+        approval = _PHONE_ID.sign(
+            devices_crypto.APPROVAL_KIND,
+            {**devices_crypto.approve(_LAPTOP_ID, _P)["doc"], "by": _P.device},
+        )
+    if flaw == "altered" and approval is not None:
+        sig = approval["sig"]
+        approval = {**approval, "sig": ("B" if sig[0] == "A" else "A") + sig[1:]}
+    given = {_P.device: approval} if approval is not None else {}
+    with pytest.raises(TrustError):
+        pins.check(EMAIL, [_L, _P], given)
+    stored = pins.get(EMAIL)
+    assert stored is not None
+    assert devices(stored.bundles) == {_L.device}
+
+
+def test_a_removal_is_accepted_and_said(pins: PinStore) -> None:
+    pins.verify(EMAIL, [_LAPTOP, _PHONE])
+    accepted = pins.check(EMAIL, [_LAPTOP])
+    assert accepted.verified
+    assert accepted.changes == (f"device {_PHONE.device} of {EMAIL} was removed",)
+    with pytest.raises(TrustError):  # and it does not come back on its own
+        pins.check(EMAIL, [_LAPTOP, _PHONE])
 
 
 def test_a_new_age_key_on_the_same_device_is_a_change(pins: PinStore) -> None:
@@ -153,8 +221,8 @@ def test_verify_marks_the_pin(pins: PinStore) -> None:
 
 @pytest.mark.parametrize(
     "served",
-    [[_NEW], [_LAPTOP, _NEW], [_LAPTOP], [_LAPTOP, _PHONE, _NEW]],
-    ids=["replaced", "one-replaced", "one-removed", "one-added"],
+    [[_NEW], [_LAPTOP, _NEW], [_LAPTOP, _PHONE, _NEW]],
+    ids=["replaced", "one-replaced", "one-added"],
 )
 def test_a_change_of_verified_keys_is_a_hard_stop(
     pins: PinStore, served: list[PublicBundle]

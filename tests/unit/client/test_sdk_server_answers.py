@@ -16,7 +16,7 @@ from pli.crypto import links as lk
 from pli.crypto import manifest as mf
 from pli.crypto.identity import DeviceIdentity
 from pli.errors import IntegrityError, TransportError
-from tests.unit.client.fakes import Reply, ScriptedServer
+from tests.unit.client.fakes import Reply, ScriptedServer, logged_devices
 
 EMAIL = "bob@example.org"
 ME = DeviceIdentity.generate(EMAIL)
@@ -41,7 +41,7 @@ def _sealed_key() -> str:
 @pytest.fixture
 def server() -> Iterator[ScriptedServer]:
     with ScriptedServer() as running:
-        devices = {"devices": [ME.public_bundle().signed]}
+        devices = logged_devices([ME.public_bundle()])
         running.answers["GET", f"/api/v1/users/{EMAIL}/devices"] = Reply(devices)
         request = {"id": REQUEST_ID, "sealed_key": _sealed_key()}
         running.answers["GET", f"/api/v1/requests/{REQUEST_ID}"] = Reply(request)

@@ -11,12 +11,18 @@ from sqlalchemy.orm import Session
 
 from pli.audit import log as audit
 from pli.audit.chain import Event
+from pli.crypto import devices, keylog
 from pli.crypto.bundle import PublicBundle, parse_bundle
 from pli.crypto.signing import canonical_json
 from pli.errors import ConflictError, CryptoError, ForbiddenError, NotFoundError, UsageError
+from pli.server.keys import log as key_log
 from pli.store import models
 
 MAX_ESCROW_BYTES = 64 << 10
+
+
+ACTIVE, PENDING, REMOVED = "active", "pending", "removed"
+ALL = (ACTIVE, PENDING, REMOVED)
 
 
 def publish(
@@ -26,7 +32,9 @@ def publish(
     escrow: bytes | None,
     *,
     now: datetime,
-) -> PublicBundle:
+) -> models.Device:
+    """Store a device's signed public bundle. The account's first device is active at once
+    (and logged); a later one waits, pending, until one of the active devices approves it."""
     try:
         bundle = parse_bundle(signed)
     except CryptoError as exc:
@@ -38,25 +46,155 @@ def publish(
     if session.get(models.Device, bundle.device) is not None:
         raise ConflictError("this device is already registered")
     first = not devices_of(session, user)
-    session.add(
-        models.Device(
-            id=bundle.device,
-            user_id=user.id,
-            bundle=canonical_json(bundle.signed).decode("utf-8"),
-            escrow=escrow,
-            created_at=now,
-        )
+    device = models.Device(
+        id=bundle.device,
+        user_id=user.id,
+        bundle=canonical_json(bundle.signed).decode("utf-8"),
+        escrow=escrow,
+        created_at=now,
+        state=ACTIVE if first else PENDING,
     )
+    if first:
+        device.log_index = key_log.append(session, keylog.device_published(bundle, now))
+    session.add(device)
     audit.record(
         session,
         Event.KEYS_PUBLISHED if first else Event.KEYS_CHANGED,
         now=now,
         actor=user.email,
         subject=bundle.device,
-        details={"change": "first device" if first else "device added"},
+        details={"change": "first device" if first else "device waiting for approval"},
     )
     session.commit()
-    return bundle
+    return device
+
+
+def log_existing_devices(session: Session, *, now: datetime) -> int:
+    """Log the active devices published before the key log existed, oldest first, as
+    published now: run at every start, it finds nothing to do once they are. Returns how many
+    it logged."""
+    stmt = (
+        select(models.Device)
+        .where(models.Device.state == ACTIVE, models.Device.log_index.is_(None))
+        .order_by(models.Device.created_at, models.Device.id)
+    )
+    logged = 0
+    for device in session.scalars(stmt).all():
+        device.log_index = key_log.append(session, keylog.device_published(_bundle(device), now))
+        logged += 1
+    session.commit()
+    return logged
+
+
+def approve(
+    session: Session, user: models.User, device_id: str, signed: object, *, now: datetime
+) -> models.Device:
+    """Activate a pending device of `user` with an approval signed by one of its active
+    devices (pli.crypto.devices), logged as device-approved."""
+    device = _own(session, user, device_id)
+    if device.state != PENDING:
+        raise ConflictError(f"device {device_id} is not waiting for approval")
+    bundle = _bundle(device)
+    approver = _signer(session, user, signed)
+    try:
+        devices.check_approval(signed, _bundle(approver), bundle)
+    except CryptoError as exc:
+        raise UsageError(f"the approval was refused: {exc.message}") from exc
+    device.log_index = key_log.append(session, keylog.device_approved(bundle, approver.id, now))
+    device.state = ACTIVE
+    device.approval = canonical_json(signed).decode("utf-8")
+    audit.record(
+        session,
+        Event.KEYS_CHANGED,
+        now=now,
+        actor=user.email,
+        subject=device_id,
+        details={"change": "device approved", "by": approver.id},
+    )
+    session.commit()
+    return device
+
+
+def remove(
+    session: Session, user: models.User, device_id: str, signed: object, *, now: datetime
+) -> None:
+    """Remove a device of `user`, pending or active, with a removal signed by one of its
+    active devices (the device itself included). Its keys are no longer handed out, and its
+    escrowed copy is deleted; an active device's removal is logged."""
+    device = _own(session, user, device_id)
+    if device.state == REMOVED:
+        raise ConflictError(f"device {device_id} is already removed")
+    remover = _signer(session, user, signed)
+    try:
+        devices.check_removal(signed, _bundle(remover), device_id)
+    except CryptoError as exc:
+        raise UsageError(f"the removal was refused: {exc.message}") from exc
+    _retire(session, user, device, now=now, by=remover.id)
+    session.commit()
+
+
+def reset(session: Session, user: models.User, *, now: datetime, actor: str) -> int:
+    """An administrator's recovery for an account that lost every device: remove them all,
+    so that its next device is a first device again. Every correspondent sees its keys
+    change. Returns how many devices were removed."""
+    removed = 0
+    for device in session.scalars(
+        select(models.Device).where(
+            models.Device.user_id == user.id, models.Device.state != REMOVED
+        )
+    ):
+        _retire(session, user, device, now=now, by=None, actor=actor)
+        removed += 1
+    session.commit()
+    return removed
+
+
+def _retire(
+    session: Session,
+    user: models.User,
+    device: models.Device,
+    *,
+    now: datetime,
+    by: str | None,
+    actor: str | None = None,
+) -> None:
+    if device.state == ACTIVE:
+        key_log.append(session, keylog.device_removed(user.email, device.id, now))
+    device.state, device.removed_at, device.escrow = REMOVED, now, None
+    details: dict[str, str] = {"change": "device removed"}
+    if by is not None:
+        details["by"] = by
+    audit.record(
+        session,
+        Event.KEYS_CHANGED,
+        now=now,
+        actor=actor or user.email,
+        subject=device.id,
+        details=details,
+    )
+
+
+def _own(session: Session, user: models.User, device_id: str) -> models.Device:
+    device = session.get(models.Device, device_id)
+    if device is None or device.user_id != user.id:
+        raise NotFoundError("no such device of yours")
+    return device
+
+
+def _signer(session: Session, user: models.User, signed: object) -> models.Device:
+    """The active device of `user` that `signed` claims to come from."""
+    try:
+        by = devices.by_of(signed)
+    except CryptoError as exc:
+        raise UsageError(exc.message) from exc
+    device = session.get(models.Device, by)
+    if device is None or device.user_id != user.id or device.state != ACTIVE:
+        raise ForbiddenError("only an active device of your account can sign this")
+    return device
+
+
+def _bundle(device: models.Device) -> PublicBundle:
+    return parse_bundle(json.loads(device.bundle))
 
 
 def user_by_email(session: Session, email: str) -> models.User:
@@ -66,10 +204,13 @@ def user_by_email(session: Session, email: str) -> models.User:
     return found
 
 
-def devices_of(session: Session, user: models.User) -> list[models.Device]:
+def devices_of(
+    session: Session, user: models.User, states: tuple[str, ...] = (ACTIVE,)
+) -> list[models.Device]:
+    """The account's devices in these states (active ones: those a send encrypts to)."""
     stmt = (
         select(models.Device)
-        .where(models.Device.user_id == user.id)
+        .where(models.Device.user_id == user.id, models.Device.state.in_(states))
         .order_by(models.Device.created_at, models.Device.id)
     )
     return list(session.scalars(stmt))
@@ -83,9 +224,9 @@ def set_escrow(
     session: Session, user: models.User, device_id: str, escrow: bytes, *, now: datetime
 ) -> None:
     """Replace the escrowed private bundle of one of the user's own devices."""
-    device = session.get(models.Device, device_id)
-    if device is None or device.user_id != user.id:
-        raise NotFoundError("no such device of yours")
+    device = _own(session, user, device_id)
+    if device.state == REMOVED:
+        raise ConflictError(f"device {device_id} is removed")
     if not escrow or len(escrow) > MAX_ESCROW_BYTES:
         raise UsageError("the escrowed key is empty or too large")
     device.escrow = escrow
@@ -108,6 +249,7 @@ def search(session: Session, text: str, *, limit: int) -> list[tuple[str, int]]:
         select(models.User.email, devices)
         .join(models.Device, models.Device.user_id == models.User.id)
         .where(
+            models.Device.state == ACTIVE,
             models.User.disabled_at.is_(None),
             models.User.email.contains(text.strip().lower(), autoescape=True),
         )

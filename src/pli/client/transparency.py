@@ -1,0 +1,192 @@
+"""What a client keeps of the server's key log (docs/spec/key-log.md, "What a client stores and
+checks"), in PLI_HOME/key-log.json:
+
+    {"key": b64, "log": id, "head": one-line signed head, "audit": {"size": n, "hashes": [hex]}}
+
+The server's key and log id are pinned at the first contact (or given by the user at login);
+the head is the latest one verified; `audit` is the frontier `pli keys audit` reached. A fork
+is kept as evidence in key-log-evidence.jsonl, and from then on no key from that server is
+used until a person has looked and removed the file."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+from pli.client.state import Home
+from pli.crypto import keylog, merkle
+from pli.crypto.bundle import PublicBundle, parse_bundle
+from pli.errors import ConfigError, CryptoError, IntegrityError, SignatureError, TamperingError
+
+_T = TypeVar("_T")
+
+STATE = "key-log.json"
+EVIDENCE = "key-log-evidence.jsonl"
+
+
+class LogStore:
+    def __init__(self, home: Home) -> None:
+        self._home = home
+
+    def _state(self) -> dict[str, Any]:
+        data = self._home.read_json(STATE)
+        return data if isinstance(data, dict) else {}
+
+    def _save(self, state: dict[str, Any]) -> None:
+        self._home.write_json(STATE, state)
+
+    def pinned_key(self) -> str | None:
+        key = self._state().get("key")
+        return key if isinstance(key, str) else None
+
+    def pin(self, key_b64: str) -> None:
+        """Pin the server's key (and the log id it names), at login. Another key than the one
+        pinned is refused: a server that changed its key is indistinguishable from another."""
+        pinned = self.pinned_key()
+        if pinned is not None and pinned != key_b64:
+            raise TamperingError(
+                f"the server's key log is signed with {key_b64}, not with the key {pinned} "
+                "this device pinned",
+                hint=f"ask your administrator whether the server's key changed; if it did, "
+                f"remove {self._home.path / STATE} and log in again",
+            )
+        if pinned is None:
+            self._save({"key": key_b64, "log": keylog.log_id(key_b64)})
+
+    def head(self) -> keylog.TreeHead | None:
+        state = self._state()
+        text, key = state.get("head"), state.get("key")
+        if not isinstance(text, str) or not isinstance(key, str):
+            return None
+        return keylog.TreeHead.from_json(text, key, keylog.log_id(key))
+
+    def accept(self, signed: Any, consistency: Sequence[bytes] | None) -> keylog.TreeHead:
+        """Verify a signed head the server just gave, against the pinned key (pinned now at a
+        first contact), and that it is consistent with the head kept; keep the newer one.
+        A fork is kept as evidence and raised as a TamperingError."""
+        self._refuse_after_fork()
+        key = claimed_member(signed, "key", str)
+        self.pin(key)
+        seen = keylog.TreeHead.from_signed(signed, key, keylog.log_id(key))
+        trusted = self.head()
+        try:
+            kept = keylog.advance(trusted, seen, consistency or [])
+        except TamperingError:
+            if trusted is not None:  # always: a first head cannot fork
+                self._keep_evidence(trusted, seen)
+            raise
+        if kept is not trusted:
+            state = self._state()
+            state["head"] = kept.to_json()
+            self._save(state)
+        return seen
+
+    def frontier(self) -> merkle.Frontier:
+        audit = self._state().get("audit")
+        if not isinstance(audit, dict):
+            return merkle.Frontier()
+        try:
+            return merkle.Frontier(audit["size"], [bytes.fromhex(h) for h in audit["hashes"]])
+        except (KeyError, TypeError, ValueError, IntegrityError) as exc:
+            raise ConfigError(
+                f"{self._home.path / STATE} is corrupted",
+                hint="remove its audit member: the next audit reads the whole log again",
+            ) from exc
+
+    def save_frontier(self, frontier: merkle.Frontier) -> None:
+        state = self._state()
+        state["audit"] = {"size": frontier.size, "hashes": [h.hex() for h in frontier.hashes]}
+        self._save(state)
+
+    def _keep_evidence(self, first: keylog.TreeHead, second: keylog.TreeHead) -> None:
+        line = json.dumps({"heads": [first.signed(), second.signed()]}, sort_keys=True)
+        self._home.append(EVIDENCE, line.encode("utf-8") + b"\n")
+
+    def _refuse_after_fork(self) -> None:
+        if self._home.read(EVIDENCE) is not None:
+            raise TamperingError(
+                "this server's key log forked earlier: no key from it is used until that is "
+                "resolved",
+                hint=f"give {self._home.path / EVIDENCE} (two signed tree heads that cannot both "
+                "be true) to your administrator; remove it once they have looked",
+            )
+
+
+def claimed_member(signed: Any, name: str, kind: type[_T]) -> _T:
+    """A member of a signed tree head's document before its signature is checked: to find
+    the key to check it with, or the size to ask a proof for."""
+    doc = signed.get("doc") if isinstance(signed, dict) else None
+    value = doc.get(name) if isinstance(doc, dict) else None
+    if not isinstance(value, kind) or isinstance(value, bool):
+        raise SignatureError("the server sent a malformed key log tree head")
+    return value
+
+
+def hashes(values: Any, what: str) -> list[bytes]:
+    """A proof as the server sends it (hex strings), as bytes; IntegrityError if malformed."""
+    try:
+        return [bytes.fromhex(v) for v in values]
+    except (TypeError, ValueError) as exc:
+        raise IntegrityError(f"the server sent a malformed {what}") from exc
+
+
+@dataclass(frozen=True)
+class Offered:
+    """The keys the server hands out for an account, each one proved in the key log, and the
+    signed approvals of those that another of its devices vouched for (device id -> approval)."""
+
+    email: str
+    bundles: list[PublicBundle]
+    approvals: dict[str, dict[str, Any]]
+
+
+def checked_keys(store: LogStore, email: str, answer: Any) -> Offered:
+    """Check the server's answer to `/users/{email}/devices`: every bundle self-signed, of
+    `email`, and proved to be in the key log by a head consistent with the one kept."""
+    try:
+        bundles = [parse_bundle(b) for b in answer["devices"]]
+        approvals, log = answer["approvals"], answer["log"]
+        proofs, consistency = log["proofs"], log["consistency"]
+    except (CryptoError, KeyError, TypeError) as exc:
+        raise SignatureError(f"the server sent invalid keys for {email}") from exc
+    # Against the address asked for, not the one the server's answer states.
+    if any(b.email != email for b in bundles):
+        raise SignatureError(f"the server sent keys of another account for {email}")
+    if not isinstance(proofs, list) or not isinstance(approvals, list):
+        raise IntegrityError(f"the server sent no key log proofs for {email}'s keys")
+    if len(proofs) != len(bundles) or len(approvals) != len(bundles):
+        raise IntegrityError(f"the server sent no key log proofs for {email}'s keys")
+    proof = None if consistency is None else hashes(consistency, "key log consistency proof")
+    head = store.accept(log["head"], proof)
+    for bundle, item in zip(bundles, proofs, strict=True):
+        _check_logged(head, bundle, item)
+    return Offered(
+        email,
+        bundles,
+        {b.device: a for b, a in zip(bundles, approvals, strict=True) if isinstance(a, dict)},
+    )
+
+
+def _check_logged(head: keylog.TreeHead, bundle: PublicBundle, item: Any) -> None:
+    """`item` proves that the entry which made `bundle`'s device active is in the log."""
+    missing = IntegrityError(
+        f"the key log does not hold the keys of device {bundle.device} of {bundle.email}",
+        hint="Do not use this key: the server may be handing out a key its owner never "
+        "published. Retry later; if it persists, check the key's fingerprint with its owner.",
+    )
+    try:
+        index, leaf, path = item["index"], item["leaf"], item["path"]
+        entry = keylog.Entry.decode(leaf.encode("utf-8"))
+    except (KeyError, TypeError, AttributeError, IntegrityError) as exc:
+        raise missing from exc
+    if (
+        not isinstance(index, int)
+        or isinstance(index, bool)
+        or entry.event not in {keylog.Event.DEVICE_PUBLISHED, keylog.Event.DEVICE_APPROVED}
+        or (entry.email, entry.device, entry.bundle)
+        != (bundle.email, bundle.device, keylog.bundle_digest(bundle))
+    ):
+        raise missing
+    keylog.check_inclusion(head, entry, index, hashes(path, "key log inclusion proof"))
