@@ -8,7 +8,7 @@ from pathlib import Path
 
 import httpx
 
-from tests.integration.conftest import Server, bearer, make_user
+from tests.integration.conftest import Server, User, bearer, make_user
 
 
 def _found(server: Server, headers: dict[str, str], q: str, **params: int) -> httpx.Response:
@@ -59,3 +59,38 @@ def test_what_the_directory_refuses(sqlite_server: Server, tmp_path: Path) -> No
     refused = _found(sqlite_server, receive_only, "alice")
     assert refused.status_code == 403
     assert "send" in refused.json()["detail"]
+
+
+def test_pli_directory_search_shows_fingerprints_and_trust(
+    sqlite_server: Server, tmp_path: Path
+) -> None:
+    alice = make_user(sqlite_server, tmp_path, "alice")
+    veille = make_user(sqlite_server, tmp_path, "ars-veille")
+    labo = make_user(sqlite_server, tmp_path, "ars-labo")
+    made = sqlite_server.admin("create-service", "ars-robot@example.org", "--scope", "receive")
+    assert made.returncode == 0, made.stderr
+    robot = User("ars-robot@example.org", tmp_path / "home-robot", sqlite_server)
+    robot.extra_env["PLI_TOKEN"] = made.stdout.strip()
+    robot.ok("login", sqlite_server.url, "--email", robot.email, "--token")
+    robot.ok("keys", "init")
+    source = tmp_path / "a.csv"
+    source.write_bytes(b"a")
+    alice.send(source, to=labo.email)  # alice pins labo's keys
+
+    found = alice.ok("directory", "search", "ars", "--json").json()
+    prints = {u.email: u.ok("keys", "show", "--json").json()["fingerprint"] for u in (veille, labo)}
+    assert [(e["email"], e["kind"], e["pinned"], e["verified"]) for e in found] == [
+        ("ars-labo@example.org", "user", True, False),
+        ("ars-robot@example.org", "service", False, False),
+        ("ars-veille@example.org", "user", False, False),
+    ]
+    assert found[0]["devices"][0]["fingerprint"] == prints[labo.email]
+    text = alice.ok("directory", "search", "veille").stdout
+    assert "ars-veille@example.org  not pinned yet" in text
+    assert prints[veille.email] in text
+    assert not (alice.home / "pins.json").read_text().count("ars-veille")  # looked, not pinned
+    nobody = alice.ok("directory", "search", "zz")
+    assert "no account matches 'zz'" in nobody.stderr
+    short = alice.run("directory", "search", "a")
+    assert short.returncode == 2
+    assert "at least two characters" in short.stderr

@@ -202,6 +202,55 @@ def enable_user(
     err.print(f"enabled {set_disabled(data, email, disabled=False)}")
 
 
+ServiceScopeOpt = Annotated[
+    list[str], typer.Option("--scope", help="send or receive (repeat for both).")
+]
+ServiceExpiresOpt = Annotated[
+    str, typer.Option(help="The token's lifetime, like 365d (at most 366d).")
+]
+
+
+@admin_app.command("create-service")
+def create_service(
+    email: str,
+    scope: ServiceScopeOpt,
+    expires: ServiceExpiresOpt = "365d",
+    data: Annotated[Path, typer.Option(help="The server's data directory.")] = Path("pli-data"),
+) -> None:
+    """Create a service account for an unattended job (a nightly export, say) and print its
+    API token once. It never logs in; its token can only do what its scopes say."""
+    _print_service_token(email, scope, expires, data, create=True)
+
+
+@admin_app.command("service-token")
+def service_token(
+    email: str,
+    scope: ServiceScopeOpt,
+    expires: ServiceExpiresOpt = "365d",
+    data: Annotated[Path, typer.Option(help="The server's data directory.")] = Path("pli-data"),
+) -> None:
+    """Print a new API token for an existing service account (to replace one that expires)."""
+    _print_service_token(email, scope, expires, data, create=False)
+
+
+def _print_service_token(
+    email: str, scopes: list[str], expires: str, data: Path, *, create: bool
+) -> None:
+    from pli.server.main import service_token as issue  # noqa: PLC0415
+
+    token, row = issue(data, email, scopes, expires=expires, create=create)
+    out.print(token, markup=False)
+    made = "created service account" if create else "new token for"
+    err.print(
+        _clean(
+            f"{made} {email}: token {row.id} ({row.scopes}) expires "
+            f"{row.expires_at:%Y-%m-%dT%H:%M:%SZ}; store it now on the machine that runs the "
+            "job (it cannot be shown again), then run `pli login URL --token` there"
+        ),
+        markup=False,
+    )
+
+
 @admin_app.command("reset-devices")
 def reset_devices(
     email: str,
@@ -406,12 +455,28 @@ def login(
             "it): pinned instead of the one the server shows at this first login."
         ),
     ] = None,
+    token: Annotated[
+        bool,
+        typer.Option(
+            "--token",
+            help="Use a service account's API token (from PLI_TOKEN or a prompt) instead of a "
+            "password, and keep it here for the job.",
+        ),
+    ] = False,
 ) -> None:
     """Log in to a pli server (password from PLI_PASSWORD, one-time code from PLI_TOTP, or
     prompts)."""
-    password = secret("PLI_PASSWORD", f"Password for {email}")
     if server_key is not None:
         server_key = _server_key(server_key)
+    if token:
+        api_token = secret("PLI_TOKEN", "API token")
+        with client() as c:
+            who = c.login_with_token(
+                url, email, api_token, allow_http=insecure_http, server_key=server_key
+            )
+        err.print(_clean(f"logged in as {who} with its API token"), markup=False)
+        return
+    password = secret("PLI_PASSWORD", f"Password for {email}")
     with client() as c:
         try:
             who = c.login(
@@ -790,6 +855,43 @@ def keys_audit(as_json: JsonOpt = False) -> None:
         )
 
 
+directory_app = typer.Typer(help="Find the accounts you can send to.", no_args_is_help=True)
+app.add_typer(directory_app, name="directory")
+
+
+@directory_app.command("search")
+def directory_search(
+    text: Annotated[str, typer.Argument(help="Part of an email address (two characters or more).")],
+    limit: Annotated[int, typer.Option(min=1, max=50, help="How many to list.")] = 10,
+    as_json: JsonOpt = False,
+) -> None:
+    """Find accounts of this server that can receive, with their keys' fingerprints."""
+    with client() as c:
+        found = c.directory(text, limit)
+    if as_json:
+        out.print_json(
+            data=[
+                {
+                    "kind": e.kind,
+                    "email": e.email,
+                    "pinned": e.pinned,
+                    "verified": e.verified,
+                    "devices": [{"device": d, "fingerprint": f} for d, f in e.devices],
+                }
+                for e in found
+            ]
+        )
+        return
+    if not found:
+        err.print(_clean(f"no account matches {text!r}"), markup=False)
+    for entry in found:
+        state = "verified" if entry.verified else "pinned" if entry.pinned else "not pinned yet"
+        service = " (service)" if entry.kind == "service" else ""
+        out.print(_clean(f"{entry.email}{service}  {state}"), markup=False)
+        for device, fingerprint in entry.devices:
+            out.print(f"    {fingerprint}  (device {device})", markup=False)
+
+
 devices_app = typer.Typer(
     help="This account's devices, and approving new ones.", no_args_is_help=True
 )
@@ -929,7 +1031,8 @@ def _sender(item: TransferInfo) -> str:
     if item.kind == "answer":
         said = f', who says they are "{item.claimed_name}"' if item.claimed_name else ""
         return f"an unauthenticated sender{said}, through request {item.request}"
-    return item.sender + ("" if item.sender_key_verified else NOT_VERIFIED)
+    service = " (service)" if item.sender_service else ""
+    return item.sender + service + ("" if item.sender_key_verified else NOT_VERIFIED)
 
 
 LISTING_DEFAULT = 50

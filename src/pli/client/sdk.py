@@ -119,6 +119,8 @@ class TransferInfo:
         None  # an answer's sender, as they typed it: a claim, not an identity
     )
     request: str | None = None  # the file request an answer came through
+    # Sent by a service account (an unattended job), as the server says: a label, not a proof.
+    sender_service: bool = False
 
 
 @dataclass(frozen=True)
@@ -212,6 +214,15 @@ class RequestInfo:
 
 
 @dataclass(frozen=True)
+class DirectoryEntry:
+    kind: str  # user, or service (a service account that receives)
+    email: str
+    devices: list[tuple[str, str]]  # (device id, fingerprint), each proved in the key log
+    pinned: bool  # these exact keys are the ones this device pinned for the account
+    verified: bool  # ... and marked verified
+
+
+@dataclass(frozen=True)
 class NewDevice:
     bundle: PublicBundle
     pending: bool  # waiting for one of the account's devices to approve it
@@ -300,14 +311,42 @@ class Client:
             answer = api.request("POST", "/api/v1/auth/login", json=body)
         finally:
             api.close()
+        self._keep_login(url, str(answer["email"]), str(answer["token"]), server_key)
+        return str(answer["email"])
+
+    def login_with_token(
+        self,
+        server: str,
+        email: str,
+        token: str,
+        *,
+        allow_http: bool = False,
+        server_key: str | None = None,
+    ) -> str:
+        """Keep a service account's API token as this home's credential: for an unattended
+        job, whose machine holds its identity. The token must belong to `email`."""
+        url = check_url(server, allow_http=allow_http)
+        if not token.startswith("plit_"):
+            raise UsageError("this is not an API token (they start with plit_)")
+        api = Api(url, token)
+        try:
+            answer = api.request("GET", "/api/v1/me")
+        finally:
+            api.close()
+        if answer.get("email") != email.strip().lower():
+            raise UsageError(f"this API token belongs to {answer.get('email')}, not to {email}")
+        self._keep_login(url, str(answer["email"]), token, server_key)
+        return str(answer["email"])
+
+    def _keep_login(self, url: str, email: str, token: str, server_key: str | None) -> None:
         previous = self.home.read_json(CONFIG)
-        if isinstance(previous, dict) and previous.get("email") not in (None, answer["email"]):
+        if isinstance(previous, dict) and previous.get("email") not in (None, email):
             raise ConfigError(
                 f"this PLI_HOME belongs to {previous['email']}",
                 hint="use another PLI_HOME for another account",
             )
-        self.home.write_json(CONFIG, {"server": url, "email": answer["email"]})
-        self.home.write(SESSION, answer["token"].encode())
+        self.home.write_json(CONFIG, {"server": url, "email": email})
+        self.home.write(SESSION, token.encode())
         self._api = None
         if server_key is not None:
             self.key_log.pin(server_key)
@@ -315,7 +354,6 @@ class Client:
         # pinned at its first look-up of keys.
         with contextlib.suppress(ForbiddenError):
             self.key_log_head()
-        return str(answer["email"])
 
     def key_log_head(self) -> keylog.TreeHead:
         """The server's current signed key log head, checked against the pinned key and
@@ -513,6 +551,37 @@ class Client:
             self.notices.append(f"first use of {email}'s keys (not yet verified): {prints}")
         self.notices.extend(pinned.changes)
         return pinned.bundles
+
+    def directory(self, text: str, limit: int = 10) -> list[DirectoryEntry]:
+        """Accounts of the server that can receive, whose email contains `text`, each with its
+        keys (checked, and proved in the key log, as for a send, but not pinned) and whether
+        this device pinned or verified them."""
+        if len(text.strip()) < 2:
+            raise UsageError("search for at least two characters")
+        answer = self.api.request(
+            "GET", "/api/v1/directory", params={"q": text.strip(), "limit": limit}
+        )
+        if not isinstance(answer, list) or not all(isinstance(a, dict) for a in answer):
+            raise TransportError("the server sent a malformed directory answer")
+        found = []
+        for item in answer:
+            email, kind = item.get("email"), item.get("kind")
+            if not isinstance(email, str) or kind not in ("user", "service"):
+                raise TransportError("the server sent a malformed directory answer")
+            bundles = self.fetch_keys(email)
+            pinned = self.pins.get(email)
+            found.append(
+                DirectoryEntry(
+                    kind=kind,
+                    email=email,
+                    devices=[(b.device, b.fingerprint) for b in bundles],
+                    pinned=bool(pinned and same_keys(pinned.bundles, bundles)),
+                    verified=bool(
+                        pinned and pinned.verified and same_keys(pinned.bundles, bundles)
+                    ),
+                )
+            )
+        return found
 
     # --- devices ------------------------------------------------------------------------------
 
@@ -1314,6 +1383,7 @@ def _stated(transfer: Any) -> dict[str, Any]:
         and all(isinstance(r, str) for r in recipients)
     ):
         raise TransportError("the server sent a malformed listing")
+    base["sender_service"] = transfer.get("sender_service") is True
     return base
 
 

@@ -232,6 +232,14 @@ def _scoped(scope: str) -> Callable[[Principal], models.User]:
     return check
 
 
+def key_holder(caller: Annotated[Principal, Depends(principal)]) -> Principal:
+    """A caller that manages its account's devices: a login session, or a service account's
+    token (a service has no session: its job publishes and approves its devices)."""
+    if caller.session is None and caller.user.service_scopes is None:
+        raise ForbiddenError("this needs a login session: API tokens cannot do it")
+    return caller
+
+
 def logged_in(caller: Annotated[Principal, Depends(principal)]) -> Principal:
     if caller.session is None:
         raise ForbiddenError("this needs a login session: API tokens cannot do it")
@@ -250,6 +258,7 @@ Sender = Annotated[models.User, Depends(_scoped("send"))]
 Receiver = Annotated[models.User, Depends(_scoped("receive"))]
 Administrator = Annotated[models.User, Depends(_scoped("admin"))]
 LoggedIn = Annotated[Principal, Depends(logged_in)]
+KeyHolder = Annotated[Principal, Depends(key_holder)]
 Uploader = Annotated[Actor, Depends(uploader)]
 GuestActor = Annotated[Guest, Depends(guest)]
 PublicBase = Annotated[str, Depends(public_base)]

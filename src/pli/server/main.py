@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session
 from pli.errors import ConfigError, UsageError
 from pli.server.auth import service as accounts
 from pli.server.config import Settings
+from pli.store import models
 from pli.store.db import Database, database_url, make_engine, migrate
 
 if TYPE_CHECKING:
@@ -145,6 +146,31 @@ def set_disabled(data: Path, email: str, *, disabled: bool) -> str:
             session, email, disabled=disabled, now=settings.clock(), actor=operator()
         )
         return user.email
+
+
+def service_token(
+    data: Path, email: str, scopes: list[str], *, expires: str, create: bool
+) -> tuple[str, models.ApiToken]:
+    """A new API token for a service account (made first with `create`): the token, shown
+    once, and its row."""
+    from pli.durations import parse_duration  # noqa: PLC0415
+    from pli.server.auth import tokens  # noqa: PLC0415
+
+    ttl = parse_duration(expires)
+    with _database(data, existing=not create) as (session, settings):
+        now, actor = settings.clock(), operator()
+        if create:
+            user = accounts.create_service(session, email, scopes, now=now, actor=actor)
+        else:
+            user = accounts.find_user(session, email)
+            if user.service_scopes is None:
+                raise UsageError(
+                    f"{user.email} is not a service account",
+                    hint="people make their own tokens with `pli token create`",
+                )
+        key = tokens.load_key(data, settings.token_key_hex)
+        name = f"service token made by {actor}"
+        return tokens.create(session, user, name=name, scopes=scopes, ttl=ttl, now=now, key=key)
 
 
 def reset_devices(data: Path, email: str) -> int:

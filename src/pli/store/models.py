@@ -65,6 +65,9 @@ class User(Base):
     # Set by an alert when the policy suspends downloads; cleared by an administrator or by
     # the account's second factor.
     downloads_suspended_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    # A service account (an unattended job): the scopes its API tokens may have, space-separated
+    # (send, receive); None for a person. It has no password anyone knows, and never logs in.
+    service_scopes: Mapped[str | None] = mapped_column(String(32), nullable=True)
 
 
 class Session(Base):

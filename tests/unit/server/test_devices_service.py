@@ -60,7 +60,7 @@ def test_a_later_device_waits_unlogged_and_unlisted(database: Session) -> None:
     assert device.log_index is None
     assert len(logged(database)) == 1
     assert service.bundles_of(database, alice) == [laptop.public_bundle().signed]
-    assert service.search(database, "alice", limit=5) == [(alice.email, 1)]
+    assert service.search(database, "alice", limit=5) == [(alice.email, 1, False)]
     assert changes(database) == ["first device", "device waiting for approval"]
 
 

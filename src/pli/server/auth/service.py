@@ -84,6 +84,52 @@ def create_user(
     return user
 
 
+SERVICE_SCOPES = ("send", "receive")
+
+
+def create_service(
+    session: Session, email: str, scopes: list[str], *, now: datetime, actor: str
+) -> models.User:
+    """A service account: for an unattended job, used through API tokens limited to `scopes`
+    (send, receive). Its password is random and never shown: no one logs in as it."""
+    wanted = sorted(set(scopes))
+    if not wanted or any(s not in SERVICE_SCOPES for s in wanted):
+        raise UsageError(f"a service account's scopes are among: {', '.join(SERVICE_SCOPES)}")
+    email = normalize_email(email)
+    user = models.User(
+        email=email,
+        password_hash=_hasher.hash(secrets.token_urlsafe(32)),
+        is_admin=False,
+        created_at=now,
+        service_scopes=" ".join(wanted),
+    )
+    session.add(user)
+    try:
+        session.flush()
+        audit.record(
+            session,
+            Event.ADMIN_ACTION,
+            now=now,
+            actor=actor,
+            subject=email,
+            details={"action": "create-service", "scopes": user.service_scopes or ""},
+        )
+        session.commit()
+    except DBIntegrityError as exc:
+        session.rollback()
+        raise ConflictError(f"an account for {email} already exists") from exc
+    return user
+
+
+def is_service(user: models.User) -> bool:
+    return user.service_scopes is not None
+
+
+def receives(user: models.User) -> bool:
+    """Whether files may be sent to the account: every person; a service that receives."""
+    return user.service_scopes is None or "receive" in user.service_scopes.split()
+
+
 def find_user(session: Session, email: str) -> models.User:
     user = session.scalars(select(models.User).where(models.User.email == email.lower())).first()
     if user is None:

@@ -72,6 +72,8 @@ def create(
         raise UsageError(f"choose scopes among: {', '.join(SCOPES)}")
     if "admin" in wanted and not user.is_admin:
         raise ForbiddenError("only administrators can create tokens with the admin scope")
+    if user.service_scopes is not None and not set(wanted) <= set(user.service_scopes.split()):
+        raise ForbiddenError(f"{user.email} is a service account limited to: {user.service_scopes}")
     if ttl > MAX_TOKEN_TTL:
         raise UsageError("a token lives at most 366 days")
     token = API_TOKEN_PREFIX + secrets.token_urlsafe(32)

@@ -65,7 +65,7 @@ class EscrowedKey(BaseModel):
 
 @router.post("/devices", status_code=201)
 def publish(
-    body: PublishRequest, caller: deps.LoggedIn, session: deps.DB, config: deps.Config
+    body: PublishRequest, caller: deps.KeyHolder, session: deps.DB, config: deps.Config
 ) -> Published:
     """Publish this device's keys: active at once for an account's first device, else pending
     until one of its active devices approves it."""
@@ -119,7 +119,9 @@ def _proof(session: deps.DB, device: models.Device, size: int) -> LogProof:
 
 
 class Entry(BaseModel):
-    kind: Literal["user"] = "user"
+    kind: Literal["user", "service"] = Field(
+        default="user", description="a person, or a service account that receives"
+    )
     email: str
     devices: int = Field(description="devices with published keys: what a send encrypts to")
 
@@ -133,7 +135,8 @@ def directory(
 ) -> list[Entry]:
     """Accounts of this server that can receive, whose email contains `q`: what a sender picks
     recipients from. Their keys come from `/users/{email}/devices`, checked by the client."""
-    return [Entry(email=e, devices=n) for e, n in service.search(session, q, limit=limit)]
+    found = service.search(session, q, limit=limit)
+    return [Entry(kind="service" if s else "user", email=e, devices=n) for e, n, s in found]
 
 
 @router.get("/me/escrow")
@@ -174,7 +177,7 @@ class OwnDevices(BaseModel):
 
 
 @router.get("/me/devices")
-def own_devices(caller: deps.LoggedIn, session: deps.DB) -> OwnDevices:
+def own_devices(caller: deps.KeyHolder, session: deps.DB) -> OwnDevices:
     """Every device of the caller's account: active, waiting for approval, or removed."""
     listed = service.devices_of(session, caller.user, states=service.ALL)
     return OwnDevices(items=[_own(d) for d in listed])
@@ -182,7 +185,7 @@ def own_devices(caller: deps.LoggedIn, session: deps.DB) -> OwnDevices:
 
 @router.post("/me/devices/{device_id}/approve")
 def approve(
-    device_id: str, body: Signed, caller: deps.LoggedIn, session: deps.DB, config: deps.Config
+    device_id: str, body: Signed, caller: deps.KeyHolder, session: deps.DB, config: deps.Config
 ) -> OwnDevice:
     """Make a pending device active, with an approval signed by an active device."""
     device = service.approve(session, caller.user, device_id, body.signed, now=config.clock())
@@ -191,7 +194,7 @@ def approve(
 
 @router.post("/me/devices/{device_id}/remove", status_code=204)
 def remove(
-    device_id: str, body: Signed, caller: deps.LoggedIn, session: deps.DB, config: deps.Config
+    device_id: str, body: Signed, caller: deps.KeyHolder, session: deps.DB, config: deps.Config
 ) -> None:
     """Remove a device, with a removal signed by an active device (itself included)."""
     service.remove(session, caller.user, device_id, body.signed, now=config.clock())

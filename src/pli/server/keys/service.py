@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 from datetime import datetime
 
-from sqlalchemy import func, select
+from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session
 
 from pli.audit import log as audit
@@ -241,20 +241,24 @@ def set_escrow(
     session.commit()
 
 
-def search(session: Session, text: str, *, limit: int) -> list[tuple[str, int]]:
-    """Active accounts that can receive (at least one published device) whose email contains
-    `text`, case-insensitively, in email order: (email, number of devices)."""
+def search(session: Session, text: str, *, limit: int) -> list[tuple[str, int, bool]]:
+    """Active accounts that can receive (at least one active device) whose email contains
+    `text`, case-insensitively, in email order: (email, number of devices, is a service)."""
     devices = func.count(models.Device.id)
     stmt = (
-        select(models.User.email, devices)
+        select(models.User.email, devices, models.User.service_scopes)
         .join(models.Device, models.Device.user_id == models.User.id)
         .where(
             models.Device.state == ACTIVE,
             models.User.disabled_at.is_(None),
+            or_(
+                models.User.service_scopes.is_(None),
+                models.User.service_scopes.contains("receive", autoescape=True),
+            ),
             models.User.email.contains(text.strip().lower(), autoescape=True),
         )
-        .group_by(models.User.id, models.User.email)
+        .group_by(models.User.id, models.User.email, models.User.service_scopes)
         .order_by(models.User.email)
         .limit(limit)
     )
-    return [(email, count) for email, count in session.execute(stmt)]
+    return [(email, count, scopes is not None) for email, count, scopes in session.execute(stmt)]

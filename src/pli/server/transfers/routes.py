@@ -40,6 +40,9 @@ class TransferOut(BaseModel):
     kind: str = Field(description="direct, link (a share link's) or answer (to a file request)")
     state: str
     sender: str = Field(description='the sender\'s address; "" for an answer (no account)')
+    sender_service: bool = Field(
+        default=False, description="sent by a service account (an unattended job)"
+    )
     recipients: list[str]
     created_at: datetime
     expires_at: datetime
@@ -66,6 +69,7 @@ def transfer_out(view: service.TransferView) -> TransferOut:
         kind=t.kind,
         state=t.state,
         sender=view.sender,
+        sender_service=view.sender_service,
         recipients=view.recipients,
         created_at=t.created_at,
         expires_at=t.expires_at,

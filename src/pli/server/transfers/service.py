@@ -93,6 +93,7 @@ class TransferView:
     recipients: list[str]
     files: list[models.TransferFile]
     request: str | None = None  # the file request an answer came through
+    sender_service: bool = False  # sent by a service account (an unattended job)
 
 
 def check_expiry(expires_in: timedelta, max_expiry: timedelta) -> None:
@@ -160,11 +161,15 @@ def create(
         details={"kind": "direct", "files": files, "recipients": len(users)},
     )
     session.commit()
-    return TransferView(transfer, sender.email, sorted(u.email for u in users.values()), rows)
+    recipients = sorted(u.email for u in users.values())
+    service = sender.service_scopes is not None
+    return TransferView(transfer, sender.email, recipients, rows, sender_service=service)
 
 
 def _recipient(session: Session, email: str) -> models.User:
     user = user_by_email(session, email)
+    if user.service_scopes is not None and "receive" not in user.service_scopes.split():
+        raise UsageError(f"{user.email} is a service account that sends only: it receives nothing")
     if not devices_of(session, user):
         raise ConflictError(f"{user.email} has no keys yet: ask them to run `pli keys init`")
     return user
@@ -198,9 +203,7 @@ def views_of(session: Session, transfers: Sequence[models.Transfer]) -> list[Tra
     if not transfers:
         return []
     ids = [t.id for t in transfers]
-    sender_ids = {t.sender_id for t in transfers if t.sender_id is not None}
-    named = select(models.User.id, models.User.email).where(models.User.id.in_(sender_ids))
-    senders: dict[int | None, str] = {row.id: row.email for row in session.execute(named)}
+    senders, services = _senders(session, {t.sender_id for t in transfers})
     recipients: dict[str, list[str]] = {i: [] for i in ids}
     stmt = (
         select(models.TransferRecipient.transfer_id, models.User.email)
@@ -221,10 +224,31 @@ def views_of(session: Session, transfers: Sequence[models.Transfer]) -> list[Tra
     requests = _requests_of(session, [t.id for t in transfers if t.kind == "answer"])
     return [
         TransferView(
-            t, senders.get(t.sender_id, ""), recipients[t.id], files[t.id], requests.get(t.id)
+            t,
+            senders.get(t.sender_id, ""),
+            recipients[t.id],
+            files[t.id],
+            requests.get(t.id),
+            sender_service=t.sender_id in services,
         )
         for t in transfers
     ]
+
+
+def _senders(
+    session: Session, ids: set[int | None]
+) -> tuple[dict[int | None, str], set[int | None]]:
+    """The emails of these accounts, and which of them are service accounts."""
+    named = select(models.User.id, models.User.email, models.User.service_scopes).where(
+        models.User.id.in_([i for i in ids if i is not None])
+    )
+    emails: dict[int | None, str] = {}
+    services: set[int | None] = set()
+    for account, email, service_scopes in session.execute(named):
+        emails[account] = email
+        if service_scopes is not None:
+            services.add(account)
+    return emails, services
 
 
 def _requests_of(session: Session, answers: list[str]) -> dict[str, str]:
