@@ -40,8 +40,8 @@ HEAD_KIND = "pli/key-log-head/v1"
 
 _HEX32 = re.compile(r"[0-9a-f]{32}")
 _HEX64 = re.compile(r"[0-9a-f]{64}")
-_ENTRY_TIME = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ")
-_HEAD_TIME = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d{1,6})?Z")
+_ENTRY_TIME = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", re.ASCII)
+_HEAD_TIME = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d{1,6})?Z", re.ASCII)
 _LOG_ID = re.compile(r"[\x21-\x7e]{1,255}")
 _MAX_SIZE = 1 << 53  # the largest integer canonical JSON carries
 _HEAD_FIELDS = {"kind", "log", "size", "root", "time", "key"}

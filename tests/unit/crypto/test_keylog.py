@@ -346,3 +346,9 @@ def test_audit_reports_keys_the_owner_did_not_make() -> None:
     # A device the owner knows, logged with other keys, is reported too.
     swapped = {**known, LAPTOP.device: "00" * 32}
     assert [i for i, _ in keylog.unknown_devices(seen, ALICE.email, swapped)] == [2, 3, 7]
+
+
+def test_times_are_ascii_digits_only() -> None:
+    """`\\d` would take any script's digits: an entry's time is ASCII, as the spec writes it."""
+    with pytest.raises(UsageError):
+        keylog.Entry(keylog.Event.DEVICE_REMOVED, "٢٠٢٦-01-15T08:31:00Z", "a@b.example", "0" * 32)

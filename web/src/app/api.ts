@@ -124,9 +124,15 @@ export interface Listing {
 export interface DeviceKeys {
   email: string;
   devices: unknown[];
+  /** One per device: the approval signed by another of the account's devices, or null. */
+  approvals?: unknown[];
+  /** The key log's signed head, and the proof that each device is in it. */
+  log?: { head: unknown; consistency: string[] | null; proofs: unknown[] };
 }
 
 export interface Escrowed {
   device: string;
   escrow: string;
+  /** pending: the device waits for one of the account's devices to approve it. */
+  state?: "active" | "pending";
 }

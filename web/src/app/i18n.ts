@@ -67,7 +67,13 @@ const en = {
   badPassphrase: "This passphrase does not unlock your keys.",
   noEscrowTitle: "Set up your keys",
   noEscrowCli:
-    "This account already has keys on another device, which this browser cannot unlock. You can create keys for this browser below: your correspondents will see a new device and will have to accept it before they can send to you again. Or run `pli keys init --escrow` on a new device to keep a copy this browser can unlock.",
+    "This account already has keys on another device, which this browser cannot unlock. You can create keys for this browser below: one of your devices will then have to approve them (`pli devices approve`) before anyone encrypts to them. Or run `pli keys init --escrow` on a new device to keep a copy this browser can unlock.",
+  pendingTitle: "Approve this browser",
+  pendingIntro:
+    "These keys wait for one of your devices to approve them: until then, no one encrypts files to them. On a device that has your keys, run the command below and check that it shows this fingerprint.",
+  pendingDevice: "This browser's device",
+  pendingCheck: "I approved it",
+  stillPending: "Not approved yet: run the command on one of your devices, then try again.",
   createIntro:
     "pli encrypts files in your browser to your correspondents' keys. Create your keys: they are encrypted under a passphrase only you know before they are stored on the server.",
   newPassphrase: "New passphrase",
@@ -285,7 +291,13 @@ const fr: Record<Key, string> = {
   badPassphrase: "Cette phrase secrète n’ouvre pas vos clés.",
   noEscrowTitle: "Créer vos clés",
   noEscrowCli:
-    "Ce compte a déjà des clés sur un autre appareil, que ce navigateur ne peut pas ouvrir. Vous pouvez créer ci-dessous des clés pour ce navigateur : vos correspondants verront un nouvel appareil et devront l’accepter avant de pouvoir vous envoyer à nouveau des fichiers. Ou lancez `pli keys init --escrow` sur un nouvel appareil pour en garder une copie que ce navigateur peut ouvrir.",
+    "Ce compte a déjà des clés sur un autre appareil, que ce navigateur ne peut pas ouvrir. Vous pouvez créer ci-dessous des clés pour ce navigateur : l’un de vos appareils devra ensuite les approuver (`pli devices approve`) avant que quiconque chiffre pour elles. Ou lancez `pli keys init --escrow` sur un nouvel appareil pour en garder une copie que ce navigateur peut ouvrir.",
+  pendingTitle: "Approuvez ce navigateur",
+  pendingIntro:
+    "Ces clés attendent qu’un de vos appareils les approuve : d’ici là, personne ne chiffre de fichiers pour elles. Sur un appareil qui a vos clés, lancez la commande ci-dessous et vérifiez qu’elle affiche cette empreinte.",
+  pendingDevice: "L’appareil de ce navigateur",
+  pendingCheck: "Je l’ai approuvé",
+  stillPending: "Pas encore approuvé : lancez la commande sur l’un de vos appareils, puis réessayez.",
   createIntro:
     "pli chiffre les fichiers dans votre navigateur pour les clés de vos correspondants. Créez vos clés : elles sont chiffrées sous une phrase secrète connue de vous seul avant d’être gardées sur le serveur.",
   newPassphrase: "Nouvelle phrase secrète",

@@ -3,12 +3,21 @@
  * the first time, an account's set of device keys is pinned, unverified, and the user is told;
  * afterwards the server must return exactly that set, or sending and receiving with that account
  * stop until the user, shown the old and new fingerprints, trusts the new set. Pins are kept in
- * this browser's `localStorage`, per signed-in account; full keys, never fingerprints.
+ * this browser's `localStorage`, per signed-in account; full keys, never fingerprints. Every key
+ * must also be proved to be in the server's key log, against a head consistent with the last one
+ * this browser verified; a new device its account approved, or a device that left, is accepted
+ * without asking, as `pli` accepts it.
  */
 
-import { TrustError } from "../crypto/errors.js";
-import { parseBundle, type Device, type Identity, type PublicKey } from "../crypto/keys.js";
+import { fromHex, hex } from "../crypto/b64.js";
+import { canonical } from "../crypto/canonical.js";
+import { IntegrityError, SignatureError, TrustError } from "../crypto/errors.js";
+import { advance, bundleDigest, checkLogged, logId, parseHead, TamperingError, type TreeHead } from "../crypto/keylog.js";
+import { parseBundle, verifyDoc, type Device, type Identity, type PublicKey, type Signed } from "../crypto/keys.js";
 import { call, path, type DeviceKeys } from "./api.js";
+
+/** What a device signs to approve another of its account (docs/spec/keys.md, "Devices"). */
+export const APPROVAL_KIND = "pli/device-approval/v1";
 
 export class KeysChanged extends TrustError {
   constructor(
@@ -64,13 +73,142 @@ export function pin(me: string, email: string, devices: PublicKey[]): void {
   localStorage.setItem(store(me), JSON.stringify(Object.fromEntries(all)));
 }
 
+/** What the server offers for an account: its devices, each proved in the key log, and the
+ * approvals its devices signed for each other (device id -> signed approval). */
+export interface Offered {
+  devices: Device[];
+  envelopes: Map<string, Signed>;
+  approvals: Map<string, Signed>;
+}
+
 /** The verified public bundles the server holds for `email`: at least one, one per device. */
 export async function fetchKeys(email: string): Promise<Device[]> {
-  const answer = await call<DeviceKeys>("GET", path`/api/v1/users/${email}/devices`);
-  const devices = await Promise.all((answer.devices ?? []).map((bundle) => parseBundle(bundle, email)));
+  return (await offeredKeys(email)).devices;
+}
+
+/**
+ * The server's answer for `email`, checked as `pli` checks it (docs/spec/key-log.md, "The
+ * client"): every bundle self-signed and of `email`, its signed tree head consistent with the
+ * one this browser kept, and every bundle proved to be in that log.
+ */
+export async function offeredKeys(email: string): Promise<Offered> {
+  const kept = keptHead();
+  const query = kept ? `?log_size=${kept.size}` : "";
+  const answer = await call<DeviceKeys>("GET", path`/api/v1/users/${email}/devices` + query);
+  const envelopes = answer.devices ?? [];
+  const devices = await Promise.all(envelopes.map((bundle) => parseBundle(bundle, email)));
   if (devices.length === 0) throw new TrustError(`${email} has no keys yet: they must sign in once and create them`);
   if (new Set(devices.map((d) => d.device)).size !== devices.length) throw new TrustError(`the server listed a device of ${email} twice`);
-  return devices;
+  const log = answer.log;
+  const approvals = answer.approvals ?? [];
+  if (!log || !Array.isArray(log.proofs) || log.proofs.length !== devices.length || approvals.length !== devices.length) {
+    throw new IntegrityError(`the server sent no key log proofs for ${email}'s keys`);
+  }
+  const head = await acceptHead(log.head, log.consistency);
+  devices.forEach((device, i) => checkLogged(head, device, envelopes[i] as Signed, log.proofs[i]));
+  const approved = new Map<string, Signed>();
+  devices.forEach((device, i) => {
+    const approval = approvals[i];
+    if (approval && typeof approval === "object") approved.set(device.device, approval as Signed);
+  });
+  return { devices, envelopes: new Map(devices.map((d, i) => [d.device, envelopes[i] as Signed])), approvals: approved };
+}
+
+// --- the key log: the server's key, pinned at first contact, and the latest head verified ----
+
+const LOG = "pli:key-log";
+const FORK = "pli:key-log-fork";
+
+interface LogState {
+  key: string;
+  head: unknown;
+}
+
+function logState(): LogState | null {
+  const text = localStorage.getItem(LOG);
+  if (text === null) return null;
+  try {
+    const value = JSON.parse(text) as Partial<LogState>;
+    if (typeof value.key === "string") return { key: value.key, head: value.head ?? null };
+  } catch {
+    // damaged: refused below
+  }
+  throw new PinsDamaged();
+}
+
+/** The size of the head kept, unverified: only to ask for a proof from there. */
+function keptHead(): { size: number } | null {
+  const head = logState()?.head as { doc?: { size?: unknown } } | null | undefined;
+  const size = head?.doc?.size;
+  return typeof size === "number" ? { size } : null;
+}
+
+async function acceptHead(signed: unknown, consistency: string[] | null): Promise<TreeHead> {
+  if (localStorage.getItem(FORK) !== null) {
+    throw new TamperingError("this server's key log forked earlier: no key from it is used until your administrator has looked");
+  }
+  const doc = (signed as { doc?: { key?: unknown } } | null)?.doc;
+  const claimed = typeof doc?.key === "string" ? doc.key : "";
+  const state = logState();
+  const key = state?.key ?? claimed;
+  if (claimed !== key) throw new TamperingError("the server's key log is signed with another key than the one this browser pinned");
+  const seen = await parseHead(signed, key, logId(key));
+  const trusted = state?.head ? await parseHead(state.head, key, logId(key)) : null;
+  let kept: TreeHead;
+  try {
+    kept = advance(trusted, seen, hashes(consistency ?? []));
+  } catch (error) {
+    if (error instanceof TamperingError && trusted) localStorage.setItem(FORK, JSON.stringify([trusted.signed, seen.signed]));
+    throw error;
+  }
+  localStorage.setItem(LOG, JSON.stringify({ key, head: kept.signed }));
+  return seen;
+}
+
+function hashes(values: string[]): Uint8Array[] {
+  if (!Array.isArray(values) || !values.every((v) => typeof v === "string" && /^[0-9a-f]{64}$/.test(v))) {
+    throw new IntegrityError("the server sent a malformed key log consistency proof");
+  }
+  return values.map(fromHex);
+}
+
+// --- changes the account vouched for -------------------------------------------------------
+
+/**
+ * Whether `offered` differs from `trusted` only as the account vouched for: devices that left,
+ * and new devices each approved by a trusted device (or by a new one itself approved so).
+ */
+export async function approvedChange(trusted: PublicKey[], offered: Offered): Promise<boolean> {
+  const known = new Map(trusted.filter((t) => offered.devices.some((o) => triple(o) === triple(t))).map((t) => [t.device, t]));
+  if (offered.devices.some((o) => trusted.some((t) => t.device === o.device) && !known.has(o.device))) return false;
+  let waiting = offered.devices.filter((o) => !known.has(o.device));
+  while (waiting.length > 0) {
+    const before = waiting.length;
+    for (const device of [...waiting]) {
+      const approval = offered.approvals.get(device.device);
+      const by = (approval?.doc as { by?: unknown } | undefined)?.by;
+      const approver = typeof by === "string" ? known.get(by) : undefined;
+      if (!approval) return false;
+      if (!approver) continue;
+      const envelope = offered.envelopes.get(device.device);
+      if (!envelope || !(await approves(approval, approver, device, envelope))) return false;
+      known.set(device.device, device);
+      waiting = waiting.filter((w) => w !== device);
+    }
+    if (waiting.length === before) return false;
+  }
+  return true;
+}
+
+async function approves(approval: Signed, approver: PublicKey, device: Device, envelope: Signed): Promise<boolean> {
+  try {
+    const doc = await verifyDoc(APPROVAL_KIND, approval, approver.ed25519);
+    const expected = { kind: APPROVAL_KIND, email: device.email, device: device.device, bundle: bundleDigest(envelope), by: approver.device };
+    return approver.email === device.email && approver.device !== device.device && hex(canonical(doc)) === hex(canonical(expected));
+  } catch (error) {
+    if (error instanceof SignatureError) return false;
+    throw error;
+  }
 }
 
 function triple(k: PublicKey): string {
@@ -84,15 +222,22 @@ export function sameSet(a: PublicKey[], b: PublicKey[]): boolean {
   return left.size === right.size && [...left].every((k) => right.has(k));
 }
 
-/** The keys of `email`, checked against this browser's pins (pinned on first use). */
+/**
+ * The keys of `email`, checked against this browser's pins (pinned on first use). A change the
+ * account vouched for (see `approvedChange`) is pinned; any other stops until the user trusts it.
+ */
 export async function pinnedKeys(me: string, email: string): Promise<Keys> {
-  const devices = await fetchKeys(email);
+  const offered = await offeredKeys(email);
+  const devices = offered.devices;
   const pinned = pins(me).get(email);
   if (!pinned) {
     pin(me, email, devices);
     return { email, devices, firstUse: email !== me };
   }
-  if (!sameSet(pinned, devices)) throw new KeysChanged(email, pinned, devices);
+  if (!sameSet(pinned, devices)) {
+    if (!(await approvedChange(pinned, offered))) throw new KeysChanged(email, pinned, devices);
+    pin(me, email, devices);
+  }
   return { email, devices, firstUse: false };
 }
 

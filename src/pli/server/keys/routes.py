@@ -61,6 +61,9 @@ class DeviceKeys(BaseModel):
 class EscrowedKey(BaseModel):
     device: str
     escrow: str
+    state: Literal["active", "pending"] = Field(
+        default="active", description="pending: the device waits for one of yours to approve it"
+    )
 
 
 @router.post("/devices", status_code=201)
@@ -141,9 +144,16 @@ def directory(
 
 @router.get("/me/escrow")
 def escrowed(caller: deps.LoggedIn, session: deps.DB) -> list[EscrowedKey]:
+    """The escrowed private bundles of the caller's active and pending devices (a pending one
+    must still open where it was made, to learn it was approved)."""
+    states = (service.ACTIVE, service.PENDING)
     return [
-        EscrowedKey(device=d.id, escrow=base64.b64encode(d.escrow).decode("ascii"))
-        for d in service.devices_of(session, caller.user)
+        EscrowedKey(
+            device=d.id,
+            escrow=base64.b64encode(d.escrow).decode("ascii"),
+            state="pending" if d.state == service.PENDING else "active",
+        )
+        for d in service.devices_of(session, caller.user, states)
         if d.escrow is not None
     ]
 

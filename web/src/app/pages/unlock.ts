@@ -5,7 +5,7 @@
  */
 
 import { base64Padded, fromBase64Padded } from "../../crypto/b64.js";
-import { newIdentity, sealIdentity, unsealIdentity, type Identity } from "../../crypto/keys.js";
+import { fingerprint, newIdentity, sealIdentity, unsealIdentity, type Identity } from "../../crypto/keys.js";
 import { ApiError, call, path, type DeviceKeys, type Escrowed } from "../api.js";
 import { field, h, replace, status } from "../dom.js";
 import { failure, t } from "../i18n.js";
@@ -34,7 +34,11 @@ function unlockForm(escrowed: Escrowed[]): HTMLElement[] {
     button.disabled = true;
     replace(message, status("info", t("unlocking")));
     void opened(escrowed, passphrase.value).then(
-      (identity) => (identity ? done(identity) : replace(message, status("error", t("badPassphrase")))),
+      (identity) => {
+        if (!identity) return replace(message, status("error", t("badPassphrase")));
+        const pending = escrowed.some((e) => e.device === identity.device.device && e.state === "pending");
+        return pending ? showPending(form, identity) : done(identity);
+      },
       () => replace(message, status("error", t("badPassphrase"))),
     ).finally(() => (button.disabled = false));
   });
@@ -78,7 +82,7 @@ function createForm(): HTMLElement[] {
     event.preventDefault();
     button.disabled = true;
     replace(message, status("info", t("creating")));
-    void create(first.value, second.value, login.value).then(
+    void create(form, first.value, second.value, login.value).then(
       (problem) => problem && replace(message, status("error", problem)),
       (error: unknown) => replace(message, status("error", failure(error))),
     ).finally(() => (button.disabled = false));
@@ -97,7 +101,7 @@ async function hasDevices(): Promise<boolean> {
  * password is checked by the server (as at sign-in) and compared with the passphrase here: the
  * passphrase itself never leaves the page.
  */
-async function create(passphrase: string, repeated: string, password: string): Promise<string | null> {
+async function create(form: HTMLElement, passphrase: string, repeated: string, password: string): Promise<string | null> {
   if (passphrase !== repeated) return t("passphraseMismatch");
   if ([...passphrase].length < MIN_PASSPHRASE) return t("passphraseShort");
   if (!(await isLoginPassword(password))) return t("badLogin");
@@ -105,10 +109,47 @@ async function create(passphrase: string, repeated: string, password: string): P
   const email = signedIn() ?? "";
   const identity = await newIdentity(email, new Date().toISOString().replace(/\.\d+Z$/, "Z"));
   const sealed = await sealIdentity(identity, passphrase, 18);
-  await call("POST", "/api/v1/devices", { bundle: identity.bundle, escrow: base64Padded(sealed) });
+  const made = await call<{ state: string }>("POST", "/api/v1/devices", { bundle: identity.bundle, escrow: base64Padded(sealed) });
   pin(email, email, await fetchKeys(email));
+  if (made.state === "pending") {
+    showPending(form, identity);
+    return null;
+  }
   done(identity);
   return null;
+}
+
+/**
+ * A device that waits for approval: its id and fingerprint, the command to run on a device that
+ * has the account's keys, and a button to go on once it is approved.
+ */
+function showPending(anchor: Element, identity: Identity): void {
+  const section = anchor.closest("section") ?? anchor;
+  const id = identity.device.device;
+  const print = h("code", { class: "fingerprint" }, t("loading"));
+  const command = h("code", {}, `pli devices approve ${id}`);
+  const message = h("div", { "aria-live": "polite" });
+  const button = h("button", { type: "button" }, t("pendingCheck"));
+  void fingerprint(identity.device).then((text) => {
+    replace(print, text);
+    replace(command, `pli devices approve ${id} --fingerprint "${text}"`);
+  });
+  button.addEventListener("click", () => {
+    button.disabled = true;
+    void call<Escrowed[]>("GET", "/api/v1/me/escrow").then(
+      (escrowed) => (escrowed.some((e) => e.device === id && e.state !== "pending") ? done(identity) : replace(message, status("info", t("stillPending")))),
+      (error: unknown) => replace(message, status("error", failure(error))),
+    ).finally(() => (button.disabled = false));
+  });
+  replace(
+    section,
+    h("h1", {}, t("pendingTitle")),
+    h("p", {}, t("pendingIntro")),
+    h("dl", {}, h("dt", {}, t("pendingDevice")), h("dd", {}, h("code", {}, id)), h("dt", {}, t("fingerprint")), h("dd", {}, print)),
+    h("pre", {}, command),
+    message,
+    button,
+  );
 }
 
 /** Whether the server takes `candidate` as this account's login password. */
