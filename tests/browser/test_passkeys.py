@@ -46,6 +46,13 @@ def credentials(cdp: CDPSession, authenticator_id: str) -> list[dict[str, Any]]:
     return list(found["credentials"])
 
 
+def sign_out(page: Page) -> None:
+    """Sign out, and wait until the app has: it ends the session, then shows the sign-in page.
+    Leaving the page before that could leave the session open."""
+    page.get_by_role("button", name="Sign out").click()
+    expect(page.get_by_label("Email")).to_be_visible(timeout=30_000)
+
+
 def sign_in_form(page: Page, base: str, email: str) -> None:
     page.goto(f"{base}/app/signin")
     page.get_by_label("Email").fill(email)
@@ -73,7 +80,7 @@ def test_a_passkey_is_enrolled_then_asked_for_at_sign_in(
     assert stored["rpId"] == "localhost"
 
     # signing in again asks for the passkey after the password, and it is enough
-    page.get_by_role("button", name="Sign out").click()
+    sign_out(page)
     sign_in_form(page, base, ana.email)
     expect(page.get_by_role("alert")).to_contain_text("Use your passkey")
     page.get_by_role("button", name="Use my passkey").click()
@@ -87,7 +94,7 @@ def test_a_passkey_is_enrolled_then_asked_for_at_sign_in(
     other.get_by_label("Code from your authenticator app").fill(recovery[0])
     other.get_by_role("button", name="Sign in").click()
     expect(other).to_have_url(f"{base}/app/unlock", timeout=30_000)
-    other.get_by_role("button", name="Sign out").click()
+    sign_out(other)
     sign_in_form(other, base, ana.email)
     other.get_by_label("Code from your authenticator app").fill(recovery[0])
     other.get_by_role("button", name="Sign in").click()

@@ -15,6 +15,7 @@ import tempfile
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +23,11 @@ import httpx
 import psycopg
 import pytest
 
+from pli.client.sdk import Client
 from pli.crypto.identity import DeviceIdentity
+from pli.server.auth import service as accounts
+from pli.server.main import operator
+from pli.store.db import Database, database_url, make_engine
 
 PLI = str(Path(sys.executable).with_name("pli"))
 PASSWORD = "correct-horse-battery-staple"
@@ -222,14 +227,34 @@ def fresh_postgres() -> Iterator[str]:
 def make_user(
     server: Server, tmp: Path, name: str, *, keys: bool = True, admin: bool = False
 ) -> User:
+    """An account on `server`, logged in under its own PLI_HOME, with keys unless `keys` is
+    False. Set up as `pli admin create-user`, `pli login` and `pli keys init` would, but in this
+    process (the account through the server's own service, then the SDK the CLI is a layer
+    over): three commands' start-up for every account made would be minutes of the suite.
+    Tests of those commands run them for real."""
     email = f"{name}@example.org"
-    created = server.admin("create-user", email, *(["--admin"] if admin else []))
-    assert created.returncode == 0, created.stderr
+    create_account(server, email, admin=admin)
     user = User(email, tmp / f"home-{name}", server)
-    user.ok("login", server.url, "--email", email)
-    if keys:
-        user.ok("keys", "init")
+    client = Client(home_path=user.home)
+    try:
+        client.login(server.url, email, PASSWORD)
+        if keys:
+            client.init_keys(PASSPHRASE, work_factor=10)
+    finally:
+        client.close()
     return user
+
+
+def create_account(server: Server, email: str, *, admin: bool = False) -> None:
+    """What `pli admin create-user` does, against the server's database."""
+    engine = make_engine(database_url(server.data, server.database_url))
+    try:
+        with Database(engine).session() as session:
+            accounts.create_user(
+                session, email, PASSWORD, is_admin=admin, now=datetime.now(UTC), actor=operator()
+            )
+    finally:
+        engine.dispose()
 
 
 def three_people(server: Server, tmp: Path) -> tuple[User, User, User]:
