@@ -65,23 +65,7 @@ def create_user(
     user = models.User(
         email=email, password_hash=_hasher.hash(password), is_admin=is_admin, created_at=now
     )
-    session.add(user)
-    try:
-        session.flush()
-        if actor is not None:
-            audit.record(
-                session,
-                Event.ADMIN_ACTION,
-                now=now,
-                actor=actor,
-                subject=email,
-                details={"action": "create-user", "admin": is_admin},
-            )
-        session.commit()
-    except DBIntegrityError as exc:
-        session.rollback()
-        raise ConflictError(f"an account for {user.email} already exists") from exc
-    return user
+    return _added(session, user, actor, {"action": "create-user", "admin": is_admin})
 
 
 SERVICE_SCOPES = ("send", "receive")
@@ -95,29 +79,37 @@ def create_service(
     wanted = sorted(set(scopes))
     if not wanted or any(s not in SERVICE_SCOPES for s in wanted):
         raise UsageError(f"a service account's scopes are among: {', '.join(SERVICE_SCOPES)}")
-    email = normalize_email(email)
     user = models.User(
-        email=email,
+        email=normalize_email(email),
         password_hash=_hasher.hash(secrets.token_urlsafe(32)),
         is_admin=False,
         created_at=now,
         service_scopes=" ".join(wanted),
     )
+    return _added(session, user, actor, {"action": "create-service", "scopes": " ".join(wanted)})
+
+
+def _added(
+    session: Session, user: models.User, actor: str | None, details: dict[str, str | bool]
+) -> models.User:
+    """Store a new account, recorded as made by `actor` when given; ConflictError if its email
+    is taken."""
     session.add(user)
     try:
         session.flush()
-        audit.record(
-            session,
-            Event.ADMIN_ACTION,
-            now=now,
-            actor=actor,
-            subject=email,
-            details={"action": "create-service", "scopes": user.service_scopes or ""},
-        )
+        if actor is not None:
+            audit.record(
+                session,
+                Event.ADMIN_ACTION,
+                now=user.created_at,
+                actor=actor,
+                subject=user.email,
+                details=details,
+            )
         session.commit()
     except DBIntegrityError as exc:
         session.rollback()
-        raise ConflictError(f"an account for {email} already exists") from exc
+        raise ConflictError(f"an account for {user.email} already exists") from exc
     return user
 
 

@@ -103,14 +103,7 @@ def approve(
     device.log_index = key_log.append(session, keylog.device_approved(bundle, approver.id, now))
     device.state = ACTIVE
     device.approval = canonical_json(signed).decode("utf-8")
-    audit.record(
-        session,
-        Event.KEYS_CHANGED,
-        now=now,
-        actor=user.email,
-        subject=device_id,
-        details={"change": "device approved", "by": approver.id},
-    )
+    _keys_changed(session, user.email, device_id, now, change="device approved", by=approver.id)
     session.commit()
     return device
 
@@ -161,16 +154,15 @@ def _retire(
     if device.state == ACTIVE:
         key_log.append(session, keylog.device_removed(user.email, device.id, now))
     device.state, device.removed_at, device.escrow = REMOVED, now, None
-    details: dict[str, str] = {"change": "device removed"}
-    if by is not None:
-        details["by"] = by
+    extra = {} if by is None else {"by": by}
+    _keys_changed(session, actor or user.email, device.id, now, change="device removed", **extra)
+
+
+def _keys_changed(
+    session: Session, actor: str, device_id: str, now: datetime, **details: str
+) -> None:
     audit.record(
-        session,
-        Event.KEYS_CHANGED,
-        now=now,
-        actor=actor or user.email,
-        subject=device.id,
-        details=details,
+        session, Event.KEYS_CHANGED, now=now, actor=actor, subject=device_id, details=details
     )
 
 
@@ -230,14 +222,7 @@ def set_escrow(
     if not escrow or len(escrow) > MAX_ESCROW_BYTES:
         raise UsageError("the escrowed key is empty or too large")
     device.escrow = escrow
-    audit.record(
-        session,
-        Event.KEYS_CHANGED,
-        now=now,
-        actor=user.email,
-        subject=device_id,
-        details={"change": "escrowed key re-wrapped"},
-    )
+    _keys_changed(session, user.email, device_id, now, change="escrowed key re-wrapped")
     session.commit()
 
 
