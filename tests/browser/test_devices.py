@@ -1,5 +1,6 @@
-"""Devices and the key log in the web app: a browser added to an account that has keys waits for
-one of its devices to approve it, and the app refuses a key the server's log does not hold."""
+"""Devices, the key log and verification in the web app: a browser added to an account that has
+keys waits for one of its devices to approve it, the app refuses a key the server's log does not
+hold, and its verification code is the command line's, digit for digit."""
 
 from __future__ import annotations
 
@@ -16,6 +17,8 @@ from tests.browser.test_transfers import (
 )
 from tests.integration.conftest import PASSWORD, Server, make_user
 from tests.integration.test_key_log import fabricate_device
+from tests.integration.test_key_verification import shown_code
+from tests.integration.test_service_accounts import SERVICE, service_job
 
 
 def test_a_browser_added_to_an_account_waits_for_approval(
@@ -81,3 +84,47 @@ def test_a_key_absent_from_the_log_is_refused(
     refusal = f"the key log does not hold the keys of device {device} of {alice.email}"
     expect(page.get_by_text(refusal)).to_be_visible(timeout=60_000)
     expect(page.get_by_text("Sent. Only the recipients can decrypt it.")).to_have_count(0)
+
+
+def test_a_verification_code_agrees_with_the_command_line(
+    sqlite_server: Server, tmp_path: Path, new_page: NewPage
+) -> None:
+    alice = make_user(sqlite_server, tmp_path, "alice")
+    page = new_page()
+    bob = browser_account(sqlite_server, tmp_path, page, "bob")
+    note = tmp_path / "note.txt"
+    note.write_text("bonjour\n")
+    send_from_browser(page, sqlite_server, alice.email, [note])  # bob's browser pins alice
+
+    page.get_by_role("link", name="Keys").click()
+    page.get_by_role("button", name=f"Verify with {alice.email}").click()
+    shown = page.locator("pre.code")
+    expect(shown).to_be_visible(timeout=30_000)
+    code = " ".join(shown.inner_text().split())
+    assert code == shown_code(alice, bob)  # the same digits on both sides
+    alice.ok("keys", "verify", bob.email, "--code", code)
+
+    typed = page.get_by_label(f"The code {alice.email} reads to you")
+    typed.fill(code.replace("0", "1", 1))
+    page.get_by_role("button", name="The codes match").click()
+    expect(page.get_by_text("This is not the code computed here")).to_be_visible()
+    typed.fill(code)
+    page.get_by_role("button", name="The codes match").click()
+    expect(page.get_by_role("row", name=alice.email)).to_contain_text("verified")
+    expect(page.get_by_role("row", name=alice.email)).not_to_contain_text("not yet verified")
+    listed = {p["email"]: p["verified"] for p in alice.ok("keys", "list", "--json").json()}
+    assert listed[bob.email] is True
+
+
+def test_a_service_accounts_transfer_is_marked(
+    sqlite_server: Server, tmp_path: Path, new_page: NewPage
+) -> None:
+    page = new_page()
+    bob = browser_account(sqlite_server, tmp_path, page, "bob")
+    job = service_job(sqlite_server, tmp_path)
+    export = tmp_path / "results.csv"
+    export.write_text("patient;result\n")
+    job.send(export, to=bob.email)
+    page.get_by_role("link", name="Inbox").click()
+    entry = page.get_by_role("listitem").filter(has_text="results.csv")
+    expect(entry).to_contain_text(f"From {SERVICE} service", timeout=30_000)

@@ -108,6 +108,8 @@ export interface TransferOut {
   kind: "direct" | "link" | "answer";
   state: string;
   sender: string;
+  /** Sent by a service account (an unattended job), as the server says. */
+  sender_service?: boolean;
   recipients: string[];
   created_at: string;
   expires_at: string;

@@ -73,6 +73,40 @@ export function pin(me: string, email: string, devices: PublicKey[]): void {
   localStorage.setItem(store(me), JSON.stringify(Object.fromEntries(all)));
 }
 
+function verifiedStore(me: string): string {
+  return `pli:verified:${me}`;
+}
+
+/** The accounts whose pinned keys this account compared a verification code for. */
+export function verifiedAccounts(me: string): Set<string> {
+  const text = localStorage.getItem(verifiedStore(me));
+  if (text === null) return new Set();
+  try {
+    const value: unknown = JSON.parse(text);
+    if (Array.isArray(value) && value.every((e) => typeof e === "string")) return new Set(value as string[]);
+  } catch {
+    // damaged: refused below
+  }
+  throw new PinsDamaged();
+}
+
+/** Pin exactly `devices` for `email`, verified: the two people compared the code over them. */
+export function markVerified(me: string, email: string, devices: PublicKey[]): void {
+  pin(me, email, devices);
+  const all = verifiedAccounts(me);
+  all.add(email);
+  localStorage.setItem(verifiedStore(me), JSON.stringify([...all].sort()));
+}
+
+/**
+ * Accept a changed set the user compared by fingerprint: pinned, unverified. A verified account's
+ * keys are not replaced this way: only a new comparison of the code (`markVerified`) does.
+ */
+export function trustChanged(me: string, email: string, devices: PublicKey[]): void {
+  if (verifiedAccounts(me).has(email)) throw new TrustError(`the verified keys of ${email} changed: compare the new verification code with them`);
+  pin(me, email, devices);
+}
+
 /** What the server offers for an account: its devices, each proved in the key log, and the
  * approvals its devices signed for each other (device id -> signed approval). */
 export interface Offered {

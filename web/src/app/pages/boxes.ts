@@ -60,7 +60,8 @@ function entry(transfer: TransferOut, which: "inbox" | "outbox"): HTMLElement {
   }
   verify(transfer, me).then(({ doc }) => {
     const signed = which === "inbox" ? doc.sender.email : signedRecipients(doc).join(", ");
-    replace(who, h("span", { class: "label" }, `${t(which === "inbox" ? "from" : "to")} `), signed);
+    const service = which === "inbox" && transfer.sender_service ? h("span", { class: "badge" }, t("service")) : null;
+    replace(who, h("span", { class: "label" }, `${t(which === "inbox" ? "from" : "to")} `), signed, service ? " " : null, service);
     replace(details, files(doc.files), doc.message ? h("p", { class: "message" }, doc.message) : null);
     replace(meta, `${t("expires")} ${formatDate(doc.expires)} · ${t("state")}: ${transfer.state}`);
   }, problem);

@@ -7,7 +7,8 @@
 import { fingerprint, type PublicKey } from "../../crypto/keys.js";
 import { h, replace, status } from "../dom.js";
 import { t } from "../i18n.js";
-import { pin, type KeysChanged } from "../trust.js";
+import { linkTo } from "../router.js";
+import { trustChanged, verifiedAccounts, type KeysChanged } from "../trust.js";
 
 export function keysChanged(error: KeysChanged, me: string): HTMLElement {
   const before = h("ul", { class: "fingerprints" });
@@ -19,10 +20,14 @@ export function keysChanged(error: KeysChanged, me: string): HTMLElement {
   const line = h("div", { "aria-live": "polite" });
   trust.addEventListener("click", () => {
     if (!confirmed.checked) return replace(line, status("error", t("confirmFirst")));
-    pin(me, error.email, error.offered);
+    trustChanged(me, error.email, error.offered);
     trust.disabled = true;
     replace(line, status("ok", t("trusted")));
   });
+  const verified = verifiedAccounts(me).has(error.email);
+  const accept = verified
+    ? [h("p", {}, t("verifiedChanged", { email: error.email })), linkTo({ page: "keys" }, t("keysTitle"))]
+    : [h("p", {}, confirmed, " ", h("label", { for: confirmed.id }, t("comparedWith", { email: error.email }))), trust, line];
   return h(
     "div",
     { class: "changed", role: "alert" },
@@ -31,9 +36,7 @@ export function keysChanged(error: KeysChanged, me: string): HTMLElement {
     before,
     h("p", {}, t("offeredNow")),
     after,
-    h("p", {}, confirmed, " ", h("label", { for: confirmed.id }, t("comparedWith", { email: error.email }))),
-    trust,
-    line,
+    ...accept,
   );
 }
 

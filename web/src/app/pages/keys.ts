@@ -1,10 +1,15 @@
-/** The user's own fingerprint and their correspondents', with how to verify them. */
+/**
+ * The user's own fingerprint and their correspondents', each verified or not, and the way to
+ * verify one: the code both people read to each other (docs/spec/keys.md, "Verification code"),
+ * the same `pli keys verify` shows.
+ */
 
 import { fingerprint, type PublicKey } from "../../crypto/keys.js";
-import { h, replace } from "../dom.js";
-import { t } from "../i18n.js";
+import { codesMatch, verificationCode } from "../../crypto/verification.js";
+import { field, h, replace, status } from "../dom.js";
+import { failure, t } from "../i18n.js";
 import { unlocked } from "../state.js";
-import { pins } from "../trust.js";
+import { markVerified, offeredKeys, pinnedKeys, pins, verifiedAccounts } from "../trust.js";
 
 export function keysPage(): HTMLElement {
   const me = unlocked();
@@ -21,18 +26,62 @@ export function keysPage(): HTMLElement {
     theirs,
   );
   if (!me) return section;
+  const email = me.device.email;
   void fingerprint(me.device).then((fp) => replace(own, h("code", { class: "fingerprint" }, fp), h("br"), h("small", {}, `${t("device")} ${me.device.device}`)));
-  const pinned = [...pins(me.device.email).entries()].sort(([a], [b]) => (a === me.device.email ? -1 : b === me.device.email ? 1 : a.localeCompare(b)));
-  if (!pinned.length) replace(theirs, h("p", {}, t("noCorrespondents")));
-  else void table(pinned).then((node) => replace(theirs, node));
+  const render = (): void => {
+    const pinned = [...pins(email).entries()].sort(([a], [b]) => (a === email ? -1 : b === email ? 1 : a.localeCompare(b)));
+    if (!pinned.length) replace(theirs, h("p", {}, t("noCorrespondents")));
+    else void table(email, pinned, render).then((node) => replace(theirs, node));
+  };
+  render();
   return section;
 }
 
-async function table(pinned: [string, PublicKey[]][]): Promise<HTMLElement> {
+async function table(me: string, pinned: [string, PublicKey[]][], render: () => void): Promise<HTMLElement> {
+  const verified = verifiedAccounts(me);
   const rows = await Promise.all(
     pinned.flatMap(([email, keys]) =>
-      keys.map(async (key) => h("tr", {}, h("th", { scope: "row" }, email), h("td", {}, h("code", { class: "fingerprint" }, await fingerprint(key))), h("td", {}, t("unverifiedKey")))),
+      keys.map(async (key, i) => {
+        const state = verified.has(email) ? t("verifiedKey") : t("unverifiedKey");
+        const action = i === 0 && email !== me ? verifyButton(me, email, render) : null;
+        return h("tr", {}, h("th", { scope: "row" }, email), h("td", {}, h("code", { class: "fingerprint" }, await fingerprint(key))), h("td", {}, state, " ", action));
+      }),
     ),
   );
   return h("table", {}, h("thead", {}, h("tr", {}, h("th", { scope: "col" }, t("email")), h("th", { scope: "col" }, t("fingerprint")), h("th", { scope: "col" }, t("state")))), h("tbody", {}, ...rows));
+}
+
+function verifyButton(me: string, email: string, render: () => void): HTMLElement {
+  const button = h("button", { type: "button", class: "link" }, t("verifyWith", { email }));
+  button.addEventListener("click", () => {
+    const panel = h("div", { class: "verify", "aria-live": "polite" }, t("loading"));
+    button.replaceWith(panel);
+    void verification(me, email, render).then(
+      (nodes) => replace(panel, ...nodes),
+      (error: unknown) => replace(panel, status("error", failure(error))),
+    );
+  });
+  return button;
+}
+
+/** The code over this account's pinned keys and the keys the server offers for `email` now. */
+async function verification(me: string, email: string, render: () => void): Promise<HTMLElement[]> {
+  const mine = (await pinnedKeys(me, me)).devices;
+  const theirs = (await offeredKeys(email)).devices;
+  const code = verificationCode(me, mine, email, theirs);
+  const typed = h("input", { type: "text", name: "code", autocomplete: "off", inputmode: "numeric" });
+  const line = h("div", { "aria-live": "polite" });
+  const confirm = h("button", { type: "button" }, t("codesMatch"));
+  confirm.addEventListener("click", () => {
+    if (!codesMatch(code, typed.value)) return replace(line, status("error", t("codeDiffers", { email })));
+    markVerified(me, email, theirs);
+    render();
+  });
+  return [
+    h("p", {}, t("readCode", { email })),
+    h("pre", { class: "code" }, h("code", {}, `${code.slice(0, 35)}\n${code.slice(36)}`)),
+    field(t("theirCode", { email }), typed),
+    confirm,
+    line,
+  ];
 }
