@@ -15,7 +15,7 @@ from tests.browser.test_transfers import (
     send_from_browser,
     sign_in,
 )
-from tests.integration.conftest import PASSWORD, Server, make_user
+from tests.integration.conftest import PASSWORD, Server, User, device_of, make_user
 from tests.integration.test_key_log import fabricate_device
 from tests.integration.test_key_verification import shown_code
 from tests.integration.test_service_accounts import SERVICE, service_job
@@ -128,3 +128,33 @@ def test_a_service_accounts_transfer_is_marked(
     page.get_by_role("link", name="Inbox").click()
     entry = page.get_by_role("listitem").filter(has_text="results.csv")
     expect(entry).to_contain_text(f"From {SERVICE} service", timeout=30_000)
+
+
+def test_a_browser_approves_and_removes_the_accounts_other_devices(
+    sqlite_server: Server, tmp_path: Path, new_page: NewPage
+) -> None:
+    page = new_page()
+    alice = browser_account(sqlite_server, tmp_path, page, "alice")
+    laptop = User(alice.email, tmp_path / "home-laptop", sqlite_server)
+    laptop.ok("login", sqlite_server.url, "--email", alice.email)
+    made = laptop.ok("keys", "init")
+    fingerprint = made.stdout.split("fingerprint:", 1)[1].strip()
+    device = device_of(laptop)
+
+    page.get_by_role("link", name="Keys").click()
+    row = page.get_by_role("row").filter(has_text=device)
+    expect(row).to_contain_text("waits for approval", timeout=30_000)
+    expect(row).to_contain_text(fingerprint)
+    row.get_by_role("button", name="Approve").click()
+    expect(row).to_contain_text("Compare the fingerprint")
+    row.get_by_label("The new device shows this fingerprint").check()
+    row.get_by_role("button", name="Approve").click()
+    expect(page.get_by_role("row").filter(has_text=device)).to_contain_text("active")
+    listed = {d["device"]: d for d in laptop.ok("devices", "list", "--json").json()}
+    assert listed[device]["state"] == "active"
+    assert listed[device]["approved_by"] is not None
+
+    page.get_by_role("row").filter(has_text=device).get_by_role("button", name="Remove").click()
+    expect(page.get_by_role("row").filter(has_text=device)).to_contain_text("removed")
+    listed = {d["device"]: d for d in laptop.ok("devices", "list", "--json").json()}
+    assert listed[device]["state"] == "removed"

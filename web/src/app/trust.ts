@@ -16,8 +16,7 @@ import { advance, bundleDigest, checkLogged, logId, parseHead, TamperingError, t
 import { parseBundle, verifyDoc, type Device, type Identity, type PublicKey, type Signed } from "../crypto/keys.js";
 import { call, path, type DeviceKeys } from "./api.js";
 
-/** What a device signs to approve another of its account (docs/spec/keys.md, "Devices"). */
-export const APPROVAL_KIND = "pli/device-approval/v1";
+import { APPROVAL_KIND } from "../crypto/devices.js";
 
 export class KeysChanged extends TrustError {
   constructor(

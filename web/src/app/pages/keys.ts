@@ -4,8 +4,10 @@
  * the same `pli keys verify` shows.
  */
 
-import { fingerprint, type PublicKey } from "../../crypto/keys.js";
+import { approveDevice, removeDevice } from "../../crypto/devices.js";
+import { fingerprint, parseBundle, type Device, type Identity, type PublicKey, type Signed } from "../../crypto/keys.js";
 import { codesMatch, verificationCode } from "../../crypto/verification.js";
+import { call, path } from "../api.js";
 import { field, h, replace, status } from "../dom.js";
 import { failure, t } from "../i18n.js";
 import { unlocked } from "../state.js";
@@ -15,6 +17,7 @@ export function keysPage(): HTMLElement {
   const me = unlocked();
   const own = h("p", {}, t("loading"));
   const theirs = h("div", {}, t("loading"));
+  const devices = h("div", {}, t("loading"));
   const section = h(
     "section",
     {},
@@ -22,6 +25,8 @@ export function keysPage(): HTMLElement {
     h("h2", {}, t("yourFingerprint")),
     own,
     h("p", { class: "hint" }, t("verifyHow")),
+    h("h2", {}, t("yourDevices")),
+    devices,
     h("h2", {}, t("correspondents")),
     theirs,
   );
@@ -34,7 +39,65 @@ export function keysPage(): HTMLElement {
     else void table(email, pinned, render).then((node) => replace(theirs, node));
   };
   render();
+  const listDevices = (): void =>
+    void ownDevices(me, listDevices).then(
+      (node) => replace(devices, node),
+      (error: unknown) => replace(devices, status("error", failure(error))),
+    );
+  listDevices();
   return section;
+}
+
+interface OwnDevice {
+  device: string;
+  state: "active" | "pending" | "removed";
+  bundle: Signed;
+  created_at: string;
+}
+
+/** This account's devices as the server lists them: each bundle checked, pending ones to
+ * approve after comparing their fingerprint, active ones to remove. */
+async function ownDevices(me: Identity, refresh: () => void): Promise<HTMLElement> {
+  const listed = await call<{ items: OwnDevice[] }>("GET", "/api/v1/me/devices");
+  const rows = await Promise.all(
+    listed.items.map(async (item) => {
+      const device = await parseBundle(item.bundle, me.device.email);
+      const here = device.device === me.device.device;
+      const state = here ? `${t(`device_${item.state}`)} (${t("thisBrowser")})` : t(`device_${item.state}`);
+      const action = here ? null : item.state === "pending" ? approval(me, device, item.bundle, refresh) : item.state === "active" ? removal(me, device, refresh) : null;
+      return h("tr", {}, h("th", { scope: "row" }, h("code", {}, device.device)), h("td", {}, h("code", { class: "fingerprint" }, await fingerprint(device))), h("td", {}, state), h("td", {}, action));
+    }),
+  );
+  const head = h("tr", {}, h("th", { scope: "col" }, t("device")), h("th", { scope: "col" }, t("fingerprint")), h("th", { scope: "col" }, t("state")), h("td", {}));
+  return h("table", { class: "devices" }, h("thead", {}, head), h("tbody", {}, ...rows));
+}
+
+function approval(me: Identity, device: Device, envelope: Signed, refresh: () => void): HTMLElement {
+  const checked = h("input", { type: "checkbox", id: `same-${device.device}`, name: "same" });
+  const button = h("button", { type: "button" }, t("approveDevice"));
+  const line = h("div", { "aria-live": "polite" });
+  button.addEventListener("click", () => {
+    if (!checked.checked) return replace(line, status("error", t("compareFirst")));
+    button.disabled = true;
+    void approveDevice(me, device, envelope)
+      .then((signed) => call("POST", path`/api/v1/me/devices/${device.device}/approve`, { signed }))
+      .then(refresh, (error: unknown) => replace(line, status("error", failure(error))))
+      .finally(() => (button.disabled = false));
+  });
+  return h("div", {}, h("p", {}, checked, " ", h("label", { for: checked.id }, t("sameFingerprint"))), button, line);
+}
+
+function removal(me: Identity, device: Device, refresh: () => void): HTMLElement {
+  const button = h("button", { type: "button", class: "secondary" }, t("removeDevice"));
+  const line = h("div", { "aria-live": "polite" });
+  button.addEventListener("click", () => {
+    button.disabled = true;
+    void removeDevice(me, device.device)
+      .then((signed) => call("POST", path`/api/v1/me/devices/${device.device}/remove`, { signed }))
+      .then(refresh, (error: unknown) => replace(line, status("error", failure(error))))
+      .finally(() => (button.disabled = false));
+  });
+  return h("div", {}, button, line);
 }
 
 async function table(me: string, pinned: [string, PublicKey[]][], render: () => void): Promise<HTMLElement> {
