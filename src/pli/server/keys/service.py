@@ -73,10 +73,12 @@ def log_existing_devices(session: Session, *, now: datetime) -> int:
     """Log the active devices published before the key log existed, oldest first, as
     published now: run at every start, it finds nothing to do once they are. Returns how many
     it logged."""
+    # FOR UPDATE: an instance starting at the same moment waits, then finds them logged.
     stmt = (
         select(models.Device)
         .where(models.Device.state == ACTIVE, models.Device.log_index.is_(None))
         .order_by(models.Device.created_at, models.Device.id)
+        .with_for_update()
     )
     logged = 0
     for device in session.scalars(stmt).all():
