@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 from datetime import datetime
 
-from sqlalchemy import func, or_, select
+from sqlalchemy import func, or_, select, update
 from sqlalchemy.orm import Session
 
 from pli.audit import log as audit
@@ -45,6 +45,10 @@ def publish(
         raise UsageError("the escrowed key is too large")
     if session.get(models.Device, bundle.device) is not None:
         raise ConflictError("this device is already registered")
+    # Lock the account's row before looking (an UPDATE that changes nothing: it takes the row's
+    # lock on PostgreSQL and the write lock on SQLite, as audit appends do), so that two devices
+    # published at once cannot both find no active device and both become a first device.
+    session.execute(update(models.User).where(models.User.id == user.id).values(id=models.User.id))
     first = not devices_of(session, user)
     device = models.Device(
         id=bundle.device,
