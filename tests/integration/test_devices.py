@@ -56,6 +56,10 @@ def test_a_new_device_receives_only_once_approved(pair: tuple[User, User], tmp_p
     assert f"device {device} of {alice.email}" in sent.stderr
     assert "approved by its device" in sent.stderr
     phone.ok("get", sent.json()["id"], "-o", str(tmp_path / "phone-out"))
+    # The phone's audit knows the laptop, whose signed approval made it active.
+    audit = phone.ok("keys", "audit", "--json").json()
+    assert audit["unknown"] == []
+    assert audit["problems"] == []
     assert (tmp_path / "phone-out" / "after.csv").read_bytes() == b"after"
     for earlier in (early, waiting):  # encrypted before the phone was approved
         refused = phone.run("get", earlier, "-o", str(tmp_path / f"refused-{earlier}"))
@@ -109,6 +113,14 @@ def test_a_removed_device_gets_nothing_new(sqlite_server: Server, tmp_path: Path
     assert refused.returncode != 0
     assert "Traceback" not in refused.stderr
     alice.ok("get", after, "-o", str(tmp_path / "laptop-out"))
+    # The laptop's audit knows the phone it approved, removed since: nothing to report. The
+    # phone's own audit says it is no longer among the account's devices.
+    audit = alice.ok("keys", "audit", "--json").json()
+    assert audit["unknown"] == []
+    assert audit["problems"] == []
+    gone = phone.run("keys", "audit")
+    assert gone.returncode == 3
+    assert "does not list this device's keys" in gone.stderr
 
 
 def test_a_device_does_not_remove_itself(sqlite_server: Server, tmp_path: Path) -> None:

@@ -132,3 +132,18 @@ def test_a_new_token_replaces_an_expiring_one(sqlite_server: Server, tmp_path: P
     job.ok("login", sqlite_server.url, "--email", SERVICE, "--token")
     del job.extra_env["PLI_TOKEN"]
     job.send(report(tmp_path), to=bob.email)
+
+
+def test_a_service_sends_where_people_need_a_second_factor(
+    sqlite_server: Server, tmp_path: Path
+) -> None:
+    """A service has no login to add a second factor to: a policy requiring one for people
+    does not stop the nightly job."""
+    bob = make_user(sqlite_server, tmp_path, "bob")
+    job = service_job(sqlite_server, tmp_path)
+    set_policy = sqlite_server.admin("policy", "set", "require_2fa=true")
+    assert set_policy.returncode == 0, set_policy.stderr
+    job.send(report(tmp_path), to=bob.email)
+    refused = bob.run("inbox")  # bob, a person, must enrol first
+    assert refused.returncode == 1
+    assert "requires a second factor" in refused.stderr

@@ -55,13 +55,15 @@ def approved_changes(
 ) -> list[str] | None:
     """What changed from `trusted` to `offered`, in words, if every device that is new was
     approved by a trusted device or by a new device itself approved that way; else None."""
+    if len({b.device for b in offered}) != len(offered):
+        return None  # one device listed twice: which keys would be its?
     known = {b.device: b for b in trusted if any(b.same_keys(o) for o in offered)}
-    if any(b.device in {t.device for t in trusted} and b.device not in known for b in offered):
+    waiting = [b for b in offered if not any(b.same_keys(t) for t in trusted)]
+    if any(b.device in {t.device for t in trusted} for b in waiting):
         return None  # a device id kept with other keys: that is no device change, refuse it
     changes = [
         f"device {b.device} of {b.email} was removed" for b in trusted if b.device not in known
     ]
-    waiting = [b for b in offered if b.device not in known]
     while waiting:
         progress = False
         for bundle in list(waiting):

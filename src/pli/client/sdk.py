@@ -333,6 +333,8 @@ class Client:
             answer = api.request("GET", "/api/v1/me")
         finally:
             api.close()
+        if not isinstance(answer, dict):
+            raise TransportError("the server sent a malformed answer about this token's account")
         if answer.get("email") != email.strip().lower():
             raise UsageError(f"this API token belongs to {answer.get('email')}, not to {email}")
         self._keep_login(url, str(answer["email"]), token, server_key)
@@ -595,9 +597,9 @@ class Client:
             listed.append(
                 DeviceInfo(
                     device=bundle.device,
-                    state=str(item["state"]),
+                    state=str(item.get("state")),
                     fingerprint=bundle.fingerprint,
-                    created_at=str(item["created_at"]),
+                    created_at=str(item.get("created_at")),
                     approved_by=devices.by_of(approval) if approval else None,
                     this_device=bundle.device == here,
                 )
@@ -666,10 +668,9 @@ class Client:
             )
         me = self.email
         problems = []
-        try:
-            self.pinned_keys(me)
-        except TrustError as exc:
-            problems.append(exc.message)
+        here = self.public_bundle()
+        if not any(b.same_keys(here) for b in self.offered_keys(me).bundles):
+            problems.append("the server does not list this device's keys among your account's")
         frontier, mine = keylog.audit(
             start, head, self._log_leaves(start.size, head.size), keep=lambda e: e.email == me
         )
@@ -688,20 +689,31 @@ class Client:
             yield from (leaf.encode("utf-8") for leaf in leaves)
 
     def _known_devices(self) -> dict[str, str]:
-        """device id -> bundle digest of every device this one knows to be the account's: itself,
-        those pinned, and those approved by a known device (removed since, or not)."""
-        pinned = self.pins.get(self.email)
-        known = {b.device: b for b in [self.public_bundle(), *(pinned.bundles if pinned else [])]}
+        """device id -> bundle digest of every device this one knows to be the account's:
+        itself, the device whose signed approval made it active, the account's keys if this
+        device verified them, and every device a known one approved (removed since, or not).
+        Keys pinned on first use alone are not knowledge: the audit is there to check them."""
+        here = self.public_bundle()
         listed = [(self._own_bundle(item), item.get("approval")) for item in self._own_devices()]
+        bundles = {b.device: b for b, _ in listed}
+        known = {here.device: here}
+        pinned = self.pins.get(self.email)
+        if pinned is not None and pinned.verified:
+            known.update({b.device: b for b in pinned.bundles})
+        mine = next((a for b, a in listed if b.device == here.device and a), None)
+        approver = bundles.get(devices.by_of(mine)) if mine else None
+        if mine and approver is not None:
+            devices.check_approval(mine, approver, here)
+            known[approver.device] = approver
         grew = True
         while grew:
             grew = False
             for bundle, approval in listed:
                 if bundle.device in known or not approval:
                     continue
-                approver = known.get(devices.by_of(approval))
-                if approver is not None:
-                    devices.check_approval(approval, approver, bundle)
+                by = known.get(devices.by_of(approval))
+                if by is not None:
+                    devices.check_approval(approval, by, bundle)
                     known[bundle.device], grew = bundle, True
         return {device: keylog.bundle_digest(b) for device, b in known.items()}
 

@@ -148,9 +148,11 @@ def checked_keys(store: LogStore, email: str, answer: Any) -> Offered:
     try:
         bundles = [parse_bundle(b) for b in answer["devices"]]
         approvals, log = answer["approvals"], answer["log"]
-        proofs, consistency = log["proofs"], log["consistency"]
+        proofs, consistency, signed_head = log["proofs"], log["consistency"], log["head"]
     except (CryptoError, KeyError, TypeError) as exc:
         raise SignatureError(f"the server sent invalid keys for {email}") from exc
+    if len({b.device for b in bundles}) != len(bundles):
+        raise SignatureError(f"the server listed a device of {email} twice")
     # Against the address asked for, not the one the server's answer states.
     if any(b.email != email for b in bundles):
         raise SignatureError(f"the server sent keys of another account for {email}")
@@ -159,7 +161,7 @@ def checked_keys(store: LogStore, email: str, answer: Any) -> Offered:
     if len(proofs) != len(bundles) or len(approvals) != len(bundles):
         raise IntegrityError(f"the server sent no key log proofs for {email}'s keys")
     proof = None if consistency is None else hashes(consistency, "key log consistency proof")
-    head = store.accept(log["head"], proof)
+    head = store.accept(signed_head, proof)
     for bundle, item in zip(bundles, proofs, strict=True):
         _check_logged(head, bundle, item)
     return Offered(

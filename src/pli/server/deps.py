@@ -98,7 +98,14 @@ def principal(
     if user is None or user.disabled_at is not None:
         raise AuthError("this account is disabled or no longer exists")
     required = current_policy(session, config).require_2fa
-    if required and not _enrolling(request) and not recovery.methods(session, user):
+    # A service account has no login, hence no second factor: its token is its one credential.
+    is_service = user.service_scopes is not None
+    if (
+        required
+        and not is_service
+        and not _enrolling(request)
+        and not recovery.methods(session, user)
+    ):
         raise ForbiddenError("this server requires a second factor: run `pli 2fa enable` first")
     return Principal(user, login, scopes)
 

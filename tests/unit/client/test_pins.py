@@ -266,3 +266,21 @@ def test_nothing_to_verify(pins: PinStore) -> None:
     with pytest.raises(TrustError):
         pins.verify(EMAIL, [])
     assert pins.all() == []
+
+
+def test_a_second_bundle_under_a_pinned_device_id_is_refused(pins: PinStore) -> None:
+    """The pinned bundle and, beside it, one with the same device id and other keys: no device
+    change, and no approval makes it one."""
+    pins.verify(EMAIL, [_L])
+    forged = DeviceIdentity(
+        email=EMAIL,
+        device=_L.device,
+        age_identity=DeviceIdentity.generate(EMAIL).age_identity,
+        signing_key=DeviceIdentity.generate(EMAIL).signing_key,
+        created=_L.created,
+    ).public_bundle()
+    with pytest.raises(TrustError):
+        pins.check(EMAIL, [_L, forged], {})
+    stored = pins.get(EMAIL)
+    assert stored is not None
+    assert [b.signed for b in stored.bundles] == [_L.signed]

@@ -168,3 +168,15 @@ def test_an_answer_without_the_log_is_refused(store: LogStore) -> None:
 def test_keys_of_another_account_are_refused(store: LogStore) -> None:
     with pytest.raises(SignatureError, match="another account"):
         checked_keys(store, "bob@example.org", logged_devices([LAPTOP]))
+
+
+def test_a_device_listed_twice_is_refused(store: LogStore) -> None:
+    with pytest.raises(SignatureError, match="twice"):
+        checked_keys(store, ALICE, logged_devices([LAPTOP, LAPTOP]))
+
+
+def test_an_answer_without_a_head_is_refused(store: LogStore) -> None:
+    answer = logged_devices([LAPTOP])
+    del answer["log"]["head"]
+    with pytest.raises(SignatureError, match="invalid keys"):
+        checked_keys(store, ALICE, answer)

@@ -196,3 +196,20 @@ def test_two_devices_published_at_once_make_one_first_device(engine: Engine) -> 
     # SQLite may refuse the second writer outright ("database is locked"): never two firsts.
     assert states in (["active", "pending"], ["active"])
     assert len(errors) == 2 - len(states)
+
+
+def test_a_device_does_not_sign_its_own_removal(database: Session) -> None:
+    alice, laptop = account(database, "alice")
+    publish(database, alice, laptop)
+    signed = laptop.sign(
+        devices.REMOVAL_KIND,
+        {
+            "kind": devices.REMOVAL_KIND,
+            "email": alice.email,
+            "device": laptop.device,
+            "by": laptop.device,
+        },
+    )
+    with pytest.raises(UsageError, match="does not remove itself"):
+        service.remove(database, alice, laptop.device, signed, now=NOW)
+    assert service.bundles_of(database, alice) == [laptop.public_bundle().signed]

@@ -45,10 +45,7 @@ def publish(
         raise UsageError("the escrowed key is too large")
     if session.get(models.Device, bundle.device) is not None:
         raise ConflictError("this device is already registered")
-    # Lock the account's row before looking (an UPDATE that changes nothing: it takes the row's
-    # lock on PostgreSQL and the write lock on SQLite, as audit appends do), so that two devices
-    # published at once cannot both find no active device and both become a first device.
-    session.execute(update(models.User).where(models.User.id == user.id).values(id=models.User.id))
+    _lock(session, user)
     first = not devices_of(session, user)
     device = models.Device(
         id=bundle.device,
@@ -97,6 +94,7 @@ def approve(
 ) -> models.Device:
     """Activate a pending device of `user` with an approval signed by one of its active
     devices (pli.crypto.devices), logged as device-approved."""
+    _lock(session, user)
     device = _own(session, user, device_id)
     if device.state != PENDING:
         raise ConflictError(f"device {device_id} is not waiting for approval")
@@ -120,10 +118,15 @@ def remove(
     """Remove a device of `user`, pending or active, with a removal signed by one of its
     active devices (the device itself included). Its keys are no longer handed out, and its
     escrowed copy is deleted; an active device's removal is logged."""
+    _lock(session, user)
     device = _own(session, user, device_id)
     if device.state == REMOVED:
         raise ConflictError(f"device {device_id} is already removed")
     remover = _signer(session, user, signed)
+    if remover.id == device_id:
+        raise UsageError(
+            "a device does not remove itself", hint="remove it from another of your devices"
+        )
     try:
         devices.check_removal(signed, _bundle(remover), device_id)
     except CryptoError as exc:
@@ -136,6 +139,7 @@ def reset(session: Session, user: models.User, *, now: datetime, actor: str) -> 
     """An administrator's recovery for an account that lost every device: remove them all,
     so that its next device is a first device again. Every correspondent sees its keys
     change. Returns how many devices were removed."""
+    _lock(session, user)
     removed = 0
     for device in session.scalars(
         select(models.Device).where(
@@ -162,6 +166,14 @@ def _retire(
     device.state, device.removed_at, device.escrow = REMOVED, now, None
     extra = {} if by is None else {"by": by}
     _keys_changed(session, actor or user.email, device.id, now, change="device removed", **extra)
+
+
+def _lock(session: Session, user: models.User) -> None:
+    """Lock the account's row before reading its devices' states (an UPDATE that changes
+    nothing: the row's lock on PostgreSQL, the write lock on SQLite, as audit appends do).
+    Every change to an account's devices takes it first, so that two at once cannot both act
+    on what the other is changing: two first devices, an approval and a removal crossing."""
+    session.execute(update(models.User).where(models.User.id == user.id).values(id=models.User.id))
 
 
 def _keys_changed(

@@ -6,6 +6,7 @@
 
 import { approveDevice, removeDevice } from "../../crypto/devices.js";
 import { fingerprint, parseBundle, type Device, type Identity, type PublicKey, type Signed } from "../../crypto/keys.js";
+import { TrustError } from "../../crypto/errors.js";
 import { codesMatch, verificationCode } from "../../crypto/verification.js";
 import { call, path } from "../api.js";
 import { field, h, replace, status } from "../dom.js";
@@ -130,6 +131,8 @@ function verifyButton(me: string, email: string, render: () => void): HTMLElemen
 /** The code over this account's pinned keys and the keys the server offers for `email` now. */
 async function verification(me: string, email: string, render: () => void): Promise<HTMLElement[]> {
   const mine = (await pinnedKeys(me, me)).devices;
+  const here = unlocked()?.device.device;
+  if (!mine.some((d) => d.device === here)) throw new TrustError(t("notListedHere"));
   const theirs = (await offeredKeys(email)).devices;
   const code = verificationCode(me, mine, email, theirs);
   const typed = h("input", { type: "text", name: "code", autocomplete: "off", inputmode: "numeric" });
