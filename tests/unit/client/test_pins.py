@@ -35,6 +35,17 @@ def devices(pinned: list[PublicBundle]) -> set[str]:
     return {b.device for b in pinned}
 
 
+def other_keys_of(bundle: PublicBundle) -> PublicBundle:
+    """A bundle that keeps `bundle`'s device id with new keys: what a malicious server makes."""
+    return DeviceIdentity(
+        email=bundle.email,
+        device=bundle.device,
+        age_identity=DeviceIdentity.generate(bundle.email).age_identity,
+        signing_key=DeviceIdentity.generate(bundle.email).signing_key,
+        created=bundle.created,
+    ).public_bundle()
+
+
 def test_unknown_correspondent(pins: PinStore) -> None:
     assert pins.get(EMAIL) is None
 
@@ -152,15 +163,8 @@ def test_a_removal_is_accepted_and_said(pins: PinStore) -> None:
 def test_a_new_age_key_on_the_same_device_is_a_change(pins: PinStore) -> None:
     pins.check(EMAIL, [_LAPTOP])
     # Same device id, another key: what a malicious server would try.
-    swapped = DeviceIdentity(
-        email=EMAIL,
-        device=_LAPTOP.device,
-        age_identity=DeviceIdentity.generate(EMAIL).age_identity,
-        signing_key=DeviceIdentity.generate(EMAIL).signing_key,
-        created=_LAPTOP.created,
-    ).public_bundle()
     with pytest.raises(TrustError):
-        pins.check(EMAIL, [swapped])
+        pins.check(EMAIL, [other_keys_of(_LAPTOP)])
 
 
 def test_no_keys_at_all(pins: PinStore) -> None:
@@ -272,15 +276,8 @@ def test_a_second_bundle_under_a_pinned_device_id_is_refused(pins: PinStore) -> 
     """The pinned bundle and, beside it, one with the same device id and other keys: no device
     change, and no approval makes it one."""
     pins.verify(EMAIL, [_L])
-    forged = DeviceIdentity(
-        email=EMAIL,
-        device=_L.device,
-        age_identity=DeviceIdentity.generate(EMAIL).age_identity,
-        signing_key=DeviceIdentity.generate(EMAIL).signing_key,
-        created=_L.created,
-    ).public_bundle()
     with pytest.raises(TrustError):
-        pins.check(EMAIL, [_L, forged], {})
+        pins.check(EMAIL, [_L, other_keys_of(_L)], {})
     stored = pins.get(EMAIL)
     assert stored is not None
     assert [b.signed for b in stored.bundles] == [_L.signed]
