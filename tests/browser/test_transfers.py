@@ -67,14 +67,16 @@ def digest(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-def send_from_browser(page: Page, server: Server, to: str, files: list[Path]) -> str:
+def send_from_browser(
+    page: Page, server: Server, to: str, files: list[Path], *, timeout_ms: int = 120_000
+) -> str:
     page.get_by_role("link", name="Send files").click()
     page.get_by_label("Recipients").fill(to)
     page.locator("input[type=file]").set_input_files([str(f) for f in files])
     page.get_by_label("Message (encrypted)").fill("Résultats de mars.")
     page.get_by_role("button", name="Encrypt and send").click()
     expect(page.get_by_text("Sent. Only the recipients can decrypt it.")).to_be_visible(
-        timeout=120_000
+        timeout=timeout_ms
     )
     page.get_by_role("link", name="Open").click()
     return page.url.rsplit("/", 1)[1]
