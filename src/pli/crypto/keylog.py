@@ -71,8 +71,8 @@ _MEMBERS: dict[Event, tuple[str, ...]] = {
     Event.DEVICE_PUBLISHED: ("email", "device", "bundle"),
     Event.DEVICE_APPROVED: ("email", "device", "bundle", "by"),
     Event.DEVICE_REMOVED: ("email", "device"),
-    Event.GROUP_MEMBER_ADDED: ("group", "email"),
-    Event.GROUP_MEMBER_REMOVED: ("group", "email"),
+    Event.GROUP_MEMBER_ADDED: ("group", "email", "change"),
+    Event.GROUP_MEMBER_REMOVED: ("group", "email", "change"),
 }
 
 
@@ -84,7 +84,7 @@ def _valid_member(name: str, value: object) -> bool:
         return 0 < len(value) <= 254 and not any("\ud800" <= c <= "\udfff" for c in value)
     if name in {"device", "by", "group"}:
         return _HEX32.fullmatch(value) is not None
-    if name == "bundle":
+    if name in {"bundle", "change"}:
         return _HEX64.fullmatch(value) is not None
     return name == "time" and _ENTRY_TIME.fullmatch(value) is not None
 
@@ -106,12 +106,13 @@ class Entry:
     bundle: str | None = None
     by: str | None = None
     group: str | None = None
+    change: str | None = None
 
     def __post_init__(self) -> None:
         if not isinstance(self.event, Event) or not _valid_member("time", self.time):
             raise UsageError("a key log entry needs a known event and a time")
         wanted = _MEMBERS[self.event]
-        for name in ("email", "device", "bundle", "by", "group"):
+        for name in ("email", "device", "bundle", "by", "group", "change"):
             value = getattr(self, name)
             if (value is not None) != (name in wanted) or (
                 value is not None and not _valid_member(name, value)
@@ -204,12 +205,14 @@ def device_removed(email: str, device: str, time: datetime) -> Entry:
     return Entry(Event.DEVICE_REMOVED, _entry_time(time), email, device=device)
 
 
-def group_member_added(group: str, email: str, time: datetime) -> Entry:
-    return Entry(Event.GROUP_MEMBER_ADDED, _entry_time(time), email, group=group)
+def group_member_added(group: str, email: str, change: str, time: datetime) -> Entry:
+    """`email` joined group `group` (or changed role in it) by the signed change whose digest
+    is `change` (pli.crypto.groups.digest)."""
+    return Entry(Event.GROUP_MEMBER_ADDED, _entry_time(time), email, group=group, change=change)
 
 
-def group_member_removed(group: str, email: str, time: datetime) -> Entry:
-    return Entry(Event.GROUP_MEMBER_REMOVED, _entry_time(time), email, group=group)
+def group_member_removed(group: str, email: str, change: str, time: datetime) -> Entry:
+    return Entry(Event.GROUP_MEMBER_REMOVED, _entry_time(time), email, group=group, change=change)
 
 
 # --- signed tree heads --------------------------------------------------------------------------

@@ -30,6 +30,7 @@ ALICE = DeviceIdentity.generate("alice@lab.example")
 LAPTOP = DeviceIdentity.generate("alice@lab.example")
 BOB = DeviceIdentity.generate("bob@ars.example")
 GROUP = "ab" * 16
+CHANGE = "cd" * 32
 
 
 def all_events() -> list[Entry]:
@@ -38,8 +39,8 @@ def all_events() -> list[Entry]:
         keylog.device_published(BOB.public_bundle(), NOW),
         keylog.device_published(LAPTOP.public_bundle(), NOW),
         keylog.device_approved(LAPTOP.public_bundle(), ALICE.device, NOW),
-        keylog.group_member_added(GROUP, BOB.email, NOW),
-        keylog.group_member_removed(GROUP, BOB.email, NOW),
+        keylog.group_member_added(GROUP, BOB.email, CHANGE, NOW),
+        keylog.group_member_removed(GROUP, BOB.email, CHANGE, NOW),
         keylog.device_removed(ALICE.email, LAPTOP.device, NOW),
     ]
 
@@ -79,7 +80,7 @@ def test_entry_members() -> None:
     assert set(approved.doc()) == {"kind", "event", "time", "email", "device", "bundle", "by"}
     assert approved.by == ALICE.device
     assert set(removed.doc()) == {"kind", "event", "time", "email", "device"}
-    assert set(added.doc()) == {"kind", "event", "time", "group", "email"}
+    assert set(added.doc()) == {"kind", "event", "time", "group", "email", "change"}
 
 
 def test_bundle_digest_is_of_the_stored_form() -> None:
@@ -102,9 +103,13 @@ def test_entry_time_is_utc_seconds() -> None:
         lambda: Entry(Event.DEVICE_REMOVED, "2026-03-01", "a@b", device="ab" * 16),
         lambda: Entry(Event.DEVICE_REMOVED, "2026-03-01T09:00:05Z", "", device="ab" * 16),
         lambda: Entry(Event.DEVICE_REMOVED, "2026-03-01T09:00:05Z", "a@b", "ab" * 16, by="ab" * 16),
-        lambda: Entry(Event.GROUP_MEMBER_ADDED, "2026-03-01T09:00:05Z", "x" * 255, group=GROUP),
+        lambda: Entry(
+            Event.GROUP_MEMBER_ADDED, "2026-03-01T09:00:05Z", "x" * 255, group=GROUP, change=CHANGE
+        ),
+        lambda: Entry(Event.GROUP_MEMBER_ADDED, "2026-03-01T09:00:05Z", "a@b", group=GROUP),
+        lambda: keylog.group_member_removed(GROUP, ALICE.email, "CD" * 32, NOW),
         lambda: keylog.device_approved(ALICE.public_bundle(), "not a device", NOW),
-        lambda: keylog.group_member_added("team", ALICE.email, NOW),
+        lambda: keylog.group_member_added("team", ALICE.email, CHANGE, NOW),
     ],
 )
 def test_malformed_entries_are_not_built(make: object) -> None:

@@ -37,7 +37,7 @@ from typing import Any
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 import pli.errors
-from pli.crypto import age, keylog, merkle, signing
+from pli.crypto import age, groups, keylog, merkle, signing
 from pli.crypto.checkpoints import CONTEXT as CHECKPOINT_KIND
 from pli.crypto.identity import DeviceIdentity
 from pli.errors import PliError
@@ -419,13 +419,33 @@ def device(name: str, email: str, created: str) -> DeviceIdentity:
 
 ALICE = device("alice", "alice@lab.example", "2026-01-15T08:30:00Z")
 ALICE_LAPTOP = device("alice-laptop", "alice@lab.example", "2026-02-01T14:00:00Z")
+BOB = device("bob", "bob@ars.example", "2026-01-20T10:00:00Z")
 GROUP = fixed("key-log/group", 16).hex()
+GROUP_NAME = "lab/qualite"
 SERVER = Ed25519PrivateKey.from_private_bytes(fixed("key-log/server"))
 MALLORY = Ed25519PrivateKey.from_private_bytes(fixed("key-log/mallory"))
 
 
+def group_chain() -> list[dict[str, Any]]:
+    """Alice founds the group, adds Bob as a member, then removes him."""
+    state = groups.GroupState(GROUP, GROUP_NAME)
+    chain = []
+    for action, email, role in [
+        (groups.ADD, ALICE.email, groups.ADMIN),
+        (groups.ADD, BOB.email, groups.MEMBER),
+        (groups.REMOVE, BOB.email, None),
+    ]:
+        signed = groups.sign_change(ALICE, state, action, email, role)
+        chain.append(signed)
+        state = groups.replay(
+            chain, GROUP, GROUP_NAME, lambda _email, _device: ALICE.public_bundle()
+        )
+    return chain
+
+
 def entries() -> list[tuple[str, keylog.Entry]]:
     at = datetime(2026, 2, 1, 14, 5, 0, tzinfo=UTC)
+    chain = group_chain()
     return [
         (
             "device_published",
@@ -440,10 +460,17 @@ def entries() -> list[tuple[str, keylog.Entry]]:
                 ALICE_LAPTOP.public_bundle(), ALICE.device, at.replace(minute=6)
             ),
         ),
-        ("group_member_added", keylog.group_member_added(GROUP, ALICE.email, at.replace(minute=7))),
+        (
+            "group_member_added",
+            keylog.group_member_added(
+                GROUP, ALICE.email, groups.digest(chain[0]), at.replace(minute=7)
+            ),
+        ),
         (
             "group_member_removed",
-            keylog.group_member_removed(GROUP, ALICE.email, at.replace(minute=8)),
+            keylog.group_member_removed(
+                GROUP, BOB.email, groups.digest(chain[2]), at.replace(minute=8)
+            ),
         ),
         (
             "device_removed",
@@ -541,6 +568,60 @@ def invalid_entries(entry: keylog.Entry) -> list[dict[str, Any]]:
         }
         for name, why, leaf in cases
     ]
+
+
+def group_vectors() -> dict[str, Any]:
+    """A group's signed membership (docs/spec/groups.md): each change, its digest, and the
+    members once it is applied; then histories a client must refuse."""
+    chain = group_chain()
+    keys = {(ALICE.email, ALICE.device): ALICE.public_bundle()}
+
+    def signer(email: str, device_id: str) -> Any:
+        if (email, device_id) not in keys:
+            raise pli.errors.SignatureError("unknown signer")
+        return keys[(email, device_id)]
+
+    listed = []
+    for n, signed in enumerate(chain):
+        state = groups.replay(chain[: n + 1], GROUP, GROUP_NAME, signer)
+        listed.append({"signed": signed, "digest": groups.digest(signed), "members": state.members})
+    bob_state = groups.replay(chain[:2], GROUP, GROUP_NAME, signer)
+    by_bob = groups.sign_change(ALICE, bob_state, groups.ADD, "carol@ars.example")
+    forged = {**by_bob, "doc": {**by_bob["doc"], "by": BOB.email, "device": BOB.device}}
+    keys[(BOB.email, BOB.device)] = BOB.public_bundle()
+    member_signed = BOB.sign(groups.CHANGE_KIND, forged["doc"])
+    cases = [
+        ("gap", "change 2 without change 1", [chain[0], chain[2]], "IntegrityError"),
+        ("reordered", "changes 1 and 0 swapped", [chain[1], chain[0]], "IntegrityError"),
+        (
+            "bad_signature",
+            "change 1 with its email altered after signing",
+            [chain[0], {**chain[1], "doc": {**chain[1]["doc"], "email": "eve@ars.example"}}],
+            "SignatureError",
+        ),
+        (
+            "not_an_admin",
+            "change 2 signed by Bob, a member but not an administrator",
+            [chain[0], chain[1], member_signed],
+            "IntegrityError",
+        ),
+    ]
+    invalid = [
+        {
+            "name": name,
+            "why": why,
+            "changes": changes,
+            "error": refused(error, partial(groups.replay, changes, GROUP, GROUP_NAME, signer)),
+        }
+        for name, why, changes, error in cases
+    ]
+    return {
+        "group": GROUP,
+        "name": GROUP_NAME,
+        "bundles": {"alice": ALICE.public_bundle().signed, "bob": BOB.public_bundle().signed},
+        "changes": listed,
+        "invalid": invalid,
+    }
 
 
 def head_vectors() -> dict[str, Any]:
@@ -649,6 +730,7 @@ def vectors() -> dict[str, Any]:
         "rfc6962": rfc6962_vectors(),
         "entries": entry_vectors(),
         "tree_head": head_vectors(),
+        "group_changes": group_vectors(),
     }
 
 
