@@ -162,7 +162,10 @@ class _Fill:
             conn.execute(sa.insert(models.Transfer).from_select(transfer_columns, transfers))
             conn.execute(
                 postgresql.insert(models.TransferRecipient)
-                .from_select(["transfer_id", "user_id", "created_at"], recipients)
+                # `direct` takes the column's server default: every recipient named directly
+                .from_select(
+                    ["transfer_id", "user_id", "created_at"], recipients, include_defaults=False
+                )
                 .on_conflict_do_nothing()  # a second recipient may be the first one again
             )
             conn.execute(

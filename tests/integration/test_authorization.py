@@ -70,6 +70,10 @@ MATRIX: dict[tuple[str, str], tuple[int, int, int, int, int]] = {
     ("POST", "/api/v1/tokens"): (401, 201, 201, 201, 201),
     ("GET", "/api/v1/tokens"): (401, 200, 200, 200, 200),
     ("GET", "/api/v1/directory"): (401, 200, 200, 200, 200),  # accounts, for picking recipients
+    # A group whose founder is the sender, not started yet: an unsigned change is malformed.
+    ("GET", "/api/v1/groups/{org}/{group}"): (401, 200, 200, 200, 200),
+    ("POST", "/api/v1/groups/{org}/{group}/changes"): (401, 403, 403, 400, 403),
+    ("GET", "/api/v1/me/groups"): (401, 200, 200, 200, 200),
     ("DELETE", "/api/v1/tokens/{token_id}"): (401, 404, 404, 204, 404),  # the sender's token
     ("GET", "/api/v1/admin/users"): (401, 403, 403, 403, 200),
     ("GET", "/api/v1/admin/policy"): (401, 403, 403, 403, 200),
@@ -140,6 +144,7 @@ BODIES = {
     ("POST", "/api/v1/devices"): {"bundle": {}},
     ("POST", "/api/v1/me/devices/{device_id}/approve"): {"signed": {}},
     ("POST", "/api/v1/me/devices/{device_id}/remove"): {"signed": {}},
+    ("POST", "/api/v1/groups/{org}/{group}/changes"): {"change": {}},
     ("POST", "/api/v1/transfers"): {"recipients": ["bob@example.org"], "files": 1},
     ("POST", f"/api/v1/transfers/{T}/seal"): {"manifest": "AAAA"},
     ("POST", "/api/v1/auth/login"): {},
@@ -243,6 +248,11 @@ def setting(sqlite_server: Server, tmp_path: Path) -> tuple[dict[str, str | None
         passkey = erins.enrol(Authenticator(sqlite_server.url))["passkey"]
     finally:
         erins.close()
+    assert sqlite_server.admin("create-org", "ars-idf", "--name", "ARS").returncode == 0
+    made_group = sqlite_server.admin(
+        "create-group", "ars-idf/veille", "--title", "Veille", "--founder", alice.email
+    )
+    assert made_group.returncode == 0, made_group.stderr
     source = tmp_path / "f.txt"
     source.write_bytes(b"x")
     transfer = alice.send(source, to=bob.email)
@@ -288,6 +298,8 @@ def setting(sqlite_server: Server, tmp_path: Path) -> tuple[dict[str, str | None
         "sender": alice.email,
         "administrator": dave.email,
         **_external(sqlite_server.url, _auth(_token(alice))),
+        "org": "ars-idf",
+        "group": "veille",
         "rest": "inbox",  # an address inside the web app
         "name": "app-0000000000000000.js",  # an asset no build made
     }

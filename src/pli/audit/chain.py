@@ -75,6 +75,7 @@ class Event(StrEnum):
     REQUEST_EXHAUSTED = "request.exhausted"
     REQUEST_CLOSED = "request.closed"
     ADMIN_ACTION = "admin.action"
+    GROUP_CHANGED = "group.changed"
     POLICY_CHANGED = "policy.changed"
     ALERT_RAISED = "alert.raised"
     ALERT_CLEARED = "alert.cleared"

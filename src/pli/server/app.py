@@ -17,6 +17,7 @@ from pli.server.admin.routes import router as admin_router
 from pli.server.auth import tokens
 from pli.server.auth.routes import router as auth_router
 from pli.server.config import Settings
+from pli.server.groups.routes import router as groups_router
 from pli.server.keys import service as keys_service
 from pli.server.keys.routes import router as keys_router
 from pli.server.links import routes as links_routes
@@ -76,6 +77,7 @@ def create_app(settings: Settings) -> FastAPI:
     for router in (
         auth_router,
         keys_router,
+        groups_router,
         transfers_router,
         uploads_router,
         links_routes.router,

@@ -183,6 +183,28 @@ def reset_devices(data: Path, email: str) -> int:
         return keys.reset(session, user, now=settings.clock(), actor=operator())
 
 
+def create_organisation(data: Path, slug: str, name: str) -> str:
+    """Create an organisation, a namespace for groups; its slug."""
+    from pli.server.groups import service as group_service  # noqa: PLC0415
+
+    with _database(data, existing=True) as (session, settings):
+        org = group_service.create_organisation(
+            session, slug, name, now=settings.clock(), actor=operator()
+        )
+        return org.slug
+
+
+def create_group(data: Path, name: str, title: str, founder: str) -> str:
+    """Create a group whose founder signs its first change; its name."""
+    from pli.server.groups import service as group_service  # noqa: PLC0415
+
+    with _database(data, existing=True) as (session, settings):
+        record = group_service.create_group(
+            session, name, title, founder, now=settings.clock(), actor=operator()
+        )
+        return record.name
+
+
 def purge(data: Path, *, dry_run: bool) -> Report:
     """A purge round now, orphans swept too (see pli.server.purge), recorded in the audit log;
     with `dry_run`, what it would delete, and nothing deleted or recorded."""

@@ -16,6 +16,8 @@ from sqlalchemy import (
     String,
     Text,
     TypeDecorator,
+    UniqueConstraint,
+    true,
 )
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
@@ -188,6 +190,26 @@ class TransferRecipient(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     # When this recipient's client confirmed it had every file, authenticated (a receipt).
     received_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    # Named by the sender, not only reached through groups (see TransferRecipientGroup).
+    direct: Mapped[bool] = mapped_column(Boolean, default=True, server_default=true())
+
+
+class TransferRecipientGroup(Base):
+    """A recipient reached through a group: removed from that group, the recipient loses the
+    transfer unless it was also named directly or reached through another group."""
+
+    __tablename__ = "transfer_recipient_groups"
+    __table_args__ = (Index("ix_transfer_recipient_groups_group_user", "group_id", "user_id"),)
+
+    transfer_id: Mapped[str] = mapped_column(
+        ForeignKey("transfers.id", ondelete="CASCADE"), primary_key=True
+    )
+    user_id: Mapped[int] = mapped_column(
+        ForeignKey("users.id", ondelete="CASCADE"), primary_key=True
+    )
+    group_id: Mapped[str] = mapped_column(
+        ForeignKey("groups.id", ondelete="CASCADE"), primary_key=True
+    )
 
 
 class TransferFile(Base):
@@ -399,3 +421,59 @@ class KeyLogNode(Base):
     level: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
     idx: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
     hash: Mapped[bytes] = mapped_column(LargeBinary)
+
+
+class Organisation(Base):
+    """A namespace of groups (an agency, a laboratory), created by the server's administrator."""
+
+    __tablename__ = "organisations"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    slug: Mapped[str] = mapped_column(String(64), unique=True)
+    name: Mapped[str] = mapped_column(String(200))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class Group(Base):
+    """A group of accounts in an organisation. Who is in it is decided by its administrators'
+    signed changes (GroupChange), not by the server; `founder` may sign the first."""
+
+    __tablename__ = "groups"
+    __table_args__ = (UniqueConstraint("org_id", "slug", name="uq_groups_org_slug"),)
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    org_id: Mapped[int] = mapped_column(ForeignKey("organisations.id", ondelete="CASCADE"))
+    slug: Mapped[str] = mapped_column(String(64))
+    title: Mapped[str] = mapped_column(String(200))
+    founder_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class GroupChange(Base):
+    """Change `seq` of a group's membership: the signed change (canonical JSON), its digest,
+    and the key log entry that records it."""
+
+    __tablename__ = "group_changes"
+
+    group_id: Mapped[str] = mapped_column(
+        ForeignKey("groups.id", ondelete="CASCADE"), primary_key=True
+    )
+    seq: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    change: Mapped[str] = mapped_column(Text)
+    digest: Mapped[str] = mapped_column(String(64))
+    log_index: Mapped[int] = mapped_column(BigInteger)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class GroupMember(Base):
+    """A group's membership as its changes make it: kept for queries, rebuilt by each change."""
+
+    __tablename__ = "group_members"
+
+    group_id: Mapped[str] = mapped_column(
+        ForeignKey("groups.id", ondelete="CASCADE"), primary_key=True
+    )
+    user_id: Mapped[int] = mapped_column(
+        ForeignKey("users.id", ondelete="CASCADE"), primary_key=True, index=True
+    )
+    role: Mapped[str] = mapped_column(String(16))  # admin | member

@@ -149,7 +149,7 @@ def test_details_are_copied() -> None:
 
 def test_event_names_are_dotted_and_unique() -> None:
     names = [str(event) for event in Event]
-    assert len(set(names)) == len(names) == 29
+    assert len(set(names)) == len(names) == 30
     assert all("." in name and name == name.lower() for name in names)
     assert Event("transfer.downloaded") is Event.TRANSFER_DOWNLOADED
 

@@ -13,6 +13,7 @@ from pydantic import BaseModel, Field
 
 from pli.errors import IntegrityError, UsageError
 from pli.server import deps
+from pli.server.groups import service as group_service
 from pli.server.keys import log as key_log
 from pli.server.keys import service
 from pli.store import models
@@ -100,46 +101,73 @@ def devices(
         approvals=[json.loads(d.approval) if d.approval else None for d in active],
         log=KeyLogView(
             head=head.signed(),
-            consistency=_consistency(session, log_size, head.size),
+            consistency=consistency(session, log_size, head.size),
             proofs=[_proof(session, d, head.size) for d in active],
         ),
     )
 
 
-def _consistency(session: deps.DB, log_size: int | None, size: int) -> list[str] | None:
+def consistency(session: deps.DB, log_size: int | None, size: int) -> list[str] | None:
+    """The consistency proof from the client's `log_size` to `size`, hex; None if the log
+    never had that size (or the client holds no head)."""
     if log_size is None or log_size > size:
         return None
     return [h.hex() for h in key_log.consistency_proof(session, log_size, size)]
 
 
 def _proof(session: deps.DB, device: models.Device, size: int) -> LogProof:
-    index = device.log_index
+    return log_proof(session, device.log_index, size, f"device {device.id}")
+
+
+def log_proof(session: deps.DB, index: int | None, size: int, what: str) -> LogProof:
+    """The proof that key log entry `index` (what records `what`) is in the tree of `size`."""
     if index is None or index >= size:
-        raise IntegrityError(f"device {device.id} is not in the key log")
+        raise IntegrityError(f"{what} is not in the key log")
     leaf = key_log.leaf(session, index).decode("utf-8")
     path = [h.hex() for h in key_log.inclusion_proof(session, index, size)]
     return LogProof(index=index, leaf=leaf, path=path)
 
 
 class Entry(BaseModel):
-    kind: Literal["user", "service"] = Field(
-        default="user", description="a person, or a service account that receives"
+    kind: Literal["user", "service", "group", "organisation"] = Field(
+        default="user",
+        description="a person, a service account that receives, a group, or an organisation",
     )
-    email: str
-    devices: int = Field(description="devices with published keys: what a send encrypts to")
+    email: str | None = Field(default=None, description="a user's or service's address")
+    name: str | None = Field(
+        default=None, description="a group's name (org/group), an organisation's slug"
+    )
+    title: str | None = Field(default=None, description="a group's or organisation's name")
+    devices: int = Field(
+        default=0, description="devices with published keys: what a send encrypts to"
+    )
+    members: int | None = Field(default=None, description="a group's members")
 
 
 @router.get("/directory")
 def directory(
     _user: deps.Sender,
     session: deps.DB,
-    q: Annotated[str, Query(min_length=2, max_length=254, description="part of an email")],
+    q: Annotated[str, Query(min_length=2, max_length=254, description="part of a name")],
     limit: Annotated[int, Query(ge=1, le=50)] = 10,
 ) -> list[Entry]:
-    """Accounts of this server that can receive, whose email contains `q`: what a sender picks
-    recipients from. Their keys come from `/users/{email}/devices`, checked by the client."""
-    found = service.search(session, q, limit=limit)
-    return [Entry(kind="service" if s else "user", email=e, devices=n) for e, n, s in found]
+    """Accounts of this server that can receive whose email contains `q`, then groups and
+    organisations whose name contains it: what a sender picks recipients from. Keys and
+    memberships come from `/users/{email}/devices` and `/groups/{org}/{group}`, checked by
+    the client."""
+    found = [
+        Entry(kind="service" if s else "user", email=e, devices=n)
+        for e, n, s in service.search(session, q, limit=limit)
+    ]
+    found += [
+        Entry(kind="group", name=name, title=title, members=n)
+        for name, title, n in group_service.search(session, q, limit=limit)
+    ]
+    found += [
+        Entry(kind="organisation", name=slug, title=title)
+        for slug, title in group_service.search_organisations(session, q, limit=limit)
+    ]
+    return found[:limit]
 
 
 @router.get("/me/escrow")

@@ -24,8 +24,21 @@ router = APIRouter(prefix="/api/v1/transfers", tags=["transfers"])
 STRICT = ConfigDict(strict=True)
 
 
+class GroupRecipients(BaseModel):
+    name: str = Field(max_length=140, examples=["ars-idf/veille"])
+    members: list[str] = Field(
+        max_length=service.MAX_RECIPIENTS,
+        description="the members of the group the sender encrypted to",
+    )
+
+
 class CreateRequest(BaseModel):
-    recipients: list[str] = Field(min_length=1, max_length=service.MAX_RECIPIENTS)
+    recipients: list[str] = Field(
+        default_factory=list,
+        max_length=service.MAX_RECIPIENTS,
+        description="accounts named directly (may be empty when groups are given)",
+    )
+    groups: list[GroupRecipients] = Field(default_factory=list, max_length=20)
     files: int = Field(ge=1, le=service.MAX_FILES)
     expires_in: str | None = Field(default=None, max_length=16, examples=["7d"])
 
@@ -99,6 +112,7 @@ def create(
         expires_in,
         now=config.clock(),
         max_expiry=rules.max_expiry,
+        groups={g.name: g.members for g in body.groups},
     )
     return transfer_out(view)
 

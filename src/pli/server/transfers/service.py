@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import re
 import secrets
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TypeAlias
@@ -25,6 +25,7 @@ from pli.audit.chain import Event
 from pli.errors import ConflictError, ForbiddenError, GoneError, NotFoundError, UsageError
 from pli.server import notify
 from pli.server.config import Settings
+from pli.server.groups import service as group_service
 from pli.server.keys.service import devices_of, user_by_email
 from pli.server.transfers import cursor as cursors
 from pli.store import models
@@ -139,31 +140,60 @@ def create(
     *,
     now: datetime,
     max_expiry: timedelta,
+    groups: Mapping[str, Sequence[str]] | None = None,
 ) -> TransferView:
-    if not recipients or len(recipients) > MAX_RECIPIENTS:
+    """A direct transfer to `recipients` and to the members of `groups` (name -> the members
+    the sender encrypted to, each checked to be a current member)."""
+    direct = {email.strip().lower() for email in recipients}
+    through = _through_groups(session, groups or {})
+    if not direct | set(through) or len(direct | set(through)) > MAX_RECIPIENTS:
         raise UsageError(f"a transfer needs between 1 and {MAX_RECIPIENTS} recipients")
     if not 1 <= files <= MAX_FILES:
         raise UsageError(f"a transfer holds between 1 and {MAX_FILES} files")
     check_expiry(expires_in, max_expiry)
-    users = {u.id: u for u in (_recipient(session, email) for email in recipients)}
+    users = {email: _recipient(session, email) for email in sorted(direct | set(through))}
     transfer, rows = add_transfer(
         session, sender.id, "direct", [None] * files, now=now, expires_at=now + expires_in
     )
-    session.add_all(
-        models.TransferRecipient(transfer_id=transfer.id, user_id=u, created_at=now) for u in users
-    )
+    for email, user in users.items():
+        session.add(
+            models.TransferRecipient(
+                transfer_id=transfer.id, user_id=user.id, created_at=now, direct=email in direct
+            )
+        )
+        session.add_all(
+            models.TransferRecipientGroup(transfer_id=transfer.id, user_id=user.id, group_id=g)
+            for g in through.get(email, [])
+        )
+    details: dict[str, str | int | bool | None] = {
+        "kind": "direct",
+        "files": files,
+        "recipients": len(users),
+    }
+    if groups:
+        details["groups"] = len(groups)
     audit.record(
         session,
         Event.TRANSFER_CREATED,
         now=now,
         actor=sender.email,
         subject=transfer.id,
-        details={"kind": "direct", "files": files, "recipients": len(users)},
+        details=details,
     )
     session.commit()
-    recipients = sorted(u.email for u in users.values())
     service = sender.service_scopes is not None
-    return TransferView(transfer, sender.email, recipients, rows, sender_service=service)
+    return TransferView(transfer, sender.email, sorted(users), rows, sender_service=service)
+
+
+def _through_groups(session: Session, groups: Mapping[str, Sequence[str]]) -> dict[str, list[str]]:
+    """email -> the ids of the groups of `groups` it is reached through."""
+    through: dict[str, list[str]] = {}
+    for name, emails in groups.items():
+        members = {email.strip().lower() for email in emails}
+        record = group_service.check_members(session, name, sorted(members))
+        for email in members:
+            through.setdefault(email, []).append(record.group.id)
+    return through
 
 
 def _recipient(session: Session, email: str) -> models.User:
