@@ -12,7 +12,7 @@ import json
 import os
 import sys
 import unicodedata
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict
 from pathlib import Path
@@ -22,7 +22,15 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, DownloadColumn, Progress, TransferSpeedColumn
 
-from pli.client.sdk import Client, CreatedLink, CreatedRequest, TransferInfo, Verification
+from pli.client.sdk import (
+    Client,
+    CreatedLink,
+    CreatedRequest,
+    DirectoryEntry,
+    GroupMembersChangedError,
+    TransferInfo,
+    Verification,
+)
 from pli.crypto.bundle import PublicBundle
 from pli.errors import (
     PliError,
@@ -265,6 +273,37 @@ def reset_devices(
     err.print(
         f"removed {removed} device(s) of {email}: its next `pli keys init` publishes a first "
         "device, which its correspondents see as a key change",
+        markup=False,
+    )
+
+
+@admin_app.command("create-org")
+def create_org(
+    slug: str,
+    name: Annotated[str, typer.Option(help="The organisation's full name, for people.")],
+    data: Annotated[Path, typer.Option(help="The server's data directory.")] = Path("pli-data"),
+) -> None:
+    """Create an organisation (an agency, a laboratory): the namespace of its groups."""
+    from pli.server.main import create_organisation  # noqa: PLC0415
+
+    err.print(f"created organisation {create_organisation(data, slug, name)}", markup=False)
+
+
+@admin_app.command("create-group")
+def create_group(
+    name: Annotated[str, typer.Argument(help="ORGANISATION/GROUP, e.g. ars-idf/veille")],
+    title: Annotated[str, typer.Option(help="The group's full name, for people.")],
+    founder: Annotated[str, typer.Option(help="The account that becomes its first administrator.")],
+    data: Annotated[Path, typer.Option(help="The server's data directory.")] = Path("pli-data"),
+) -> None:
+    """Create a group. Its founder, not the server, decides who is in it: their first
+    `pli groups add` signs them in as its administrator."""
+    from pli.server.main import create_group as create  # noqa: PLC0415
+
+    created = create(data, name, title, founder)
+    err.print(
+        f"created group {created}: {founder} adds its members with "
+        f"`pli groups add {created} EMAIL`",
         markup=False,
     )
 
@@ -861,35 +900,138 @@ app.add_typer(directory_app, name="directory")
 
 @directory_app.command("search")
 def directory_search(
-    text: Annotated[str, typer.Argument(help="Part of an email address (two characters or more).")],
+    text: Annotated[
+        str, typer.Argument(help="Part of an email or a name (two characters or more).")
+    ],
     limit: Annotated[int, typer.Option(min=1, max=50, help="How many to list.")] = 10,
     as_json: JsonOpt = False,
 ) -> None:
-    """Find accounts of this server that can receive, with their keys' fingerprints."""
+    """Find accounts that can receive, with their keys' fingerprints, and groups (with the
+    members their signed history gives) and organisations."""
     with client() as c:
         found = c.directory(text, limit)
     if as_json:
-        out.print_json(
-            data=[
-                {
-                    "kind": e.kind,
-                    "email": e.email,
-                    "pinned": e.pinned,
-                    "verified": e.verified,
-                    "devices": [{"device": d, "fingerprint": f} for d, f in e.devices],
-                }
-                for e in found
-            ]
-        )
+        out.print_json(data=[_directory_json(e) for e in found])
         return
     if not found:
-        err.print(_clean(f"no account matches {text!r}"), markup=False)
+        err.print(_clean(f"nothing matches {text!r}"), markup=False)
     for entry in found:
-        state = "verified" if entry.verified else "pinned" if entry.pinned else "not pinned yet"
-        service = " (service)" if entry.kind == "service" else ""
-        out.print(_clean(f"{entry.email}{service}  {state}"), markup=False)
-        for device, fingerprint in entry.devices:
-            out.print(f"    {fingerprint}  (device {device})", markup=False)
+        for line in _directory_lines(entry):
+            out.print(_clean(line), markup=False)
+
+
+def _directory_json(entry: DirectoryEntry) -> dict[str, object]:
+    if entry.kind in ("group", "organisation"):
+        return {
+            "kind": entry.kind,
+            "name": entry.name,
+            "title": entry.title,
+            "members": entry.members,
+            "pinned": entry.pinned,
+        }
+    return {
+        "kind": entry.kind,
+        "email": entry.email,
+        "pinned": entry.pinned,
+        "verified": entry.verified,
+        "devices": [{"device": d, "fingerprint": f} for d, f in entry.devices],
+    }
+
+
+def _directory_lines(entry: DirectoryEntry) -> list[str]:
+    if entry.kind == "organisation":
+        return [f"{entry.name}  (organisation) {entry.title or ''}"]
+    if entry.kind == "group":
+        seen = "history pinned" if entry.pinned else "not used here yet"
+        members = entry.members or {}
+        return [f"group:{entry.name}  {entry.title or ''}  {len(members)} members, {seen}"] + [
+            f"    {email}{' (admin)' if role == 'admin' else ''}"
+            for email, role in sorted(members.items())
+        ]
+    state = "verified" if entry.verified else "pinned" if entry.pinned else "not pinned yet"
+    service = " (service)" if entry.kind == "service" else ""
+    return [f"{entry.email}{service}  {state}"] + [
+        f"    {fingerprint}  (device {device})" for device, fingerprint in entry.devices
+    ]
+
+
+groups_app = typer.Typer(
+    help="Groups: send to them as group:ORG/GROUP; their administrators manage members.",
+    no_args_is_help=True,
+)
+app.add_typer(groups_app, name="groups")
+GroupArg = Annotated[str, typer.Argument(metavar="GROUP", help="ORG/GROUP or group:ORG/GROUP.")]
+
+
+@groups_app.command("show")
+def groups_show(name: GroupArg, as_json: JsonOpt = False) -> None:
+    """Show a group's members, as its signed history (checked here) makes them."""
+    with client() as c:
+        info = c.group(name)
+    if as_json:
+        out.print_json(data=asdict(info))
+        return
+    out.print(_clean(f"group:{info.name}  {info.title} ({info.organisation})"), markup=False)
+    out.print(
+        _clean(
+            f"founder {info.founder}; history {info.history[:16] or 'empty'} "
+            f"({info.seq + 1} changes)"
+        ),
+        markup=False,
+    )
+    for email, role in sorted(info.members.items()):
+        out.print(_clean(f"    {email}{'  (admin)' if role == 'admin' else ''}"), markup=False)
+
+
+@groups_app.command("list")
+def groups_list(as_json: JsonOpt = False) -> None:
+    """List the groups you belong to."""
+    with client() as c:
+        mine = c.my_groups()
+    if as_json:
+        out.print_json(data=mine)
+        return
+    if not mine:
+        err.print("you belong to no group", markup=False)
+    for item in mine:
+        role = "  (admin)" if item.get("role") == "admin" else ""
+        out.print(_clean(f"group:{item.get('name')}  {item.get('title')}{role}"), markup=False)
+
+
+@groups_app.command("add")
+def groups_add(
+    name: GroupArg,
+    email: str,
+    admin: Annotated[bool, typer.Option("--admin", help="Make them an administrator.")] = False,
+) -> None:
+    """Add a member (or change their role), signed with this device's key. You must be one
+    of the group's administrators (or its founder, for its first members)."""
+    with client() as c:
+        unlocked(c).change_group(name, "add", email, "admin" if admin else "member")
+    err.print(
+        _clean(f"{email} is now {'an administrator' if admin else 'a member'} of {name}"),
+        markup=False,
+    )
+
+
+@groups_app.command("remove")
+def groups_remove(name: GroupArg, email: str) -> None:
+    """Remove a member, signed with this device's key: they lose the transfers that reached
+    them through the group."""
+    with client() as c:
+        unlocked(c).change_group(name, "remove", email)
+    err.print(_clean(f"{email} is no longer a member of {name}"), markup=False)
+
+
+@groups_app.command("forget")
+def groups_forget(name: GroupArg) -> None:
+    """Forget the history this device pinned for a group (after its administrator recreated
+    it): the next use pins it anew."""
+    with client() as c:
+        forgotten = c.forget_group(name)
+    err.print(
+        _clean(f"forgot group {name}" if forgotten else f"no pinned group {name}"), markup=False
+    )
 
 
 devices_app = typer.Typer(
@@ -966,23 +1108,80 @@ def devices_remove(
 # --- transfers ------------------------------------------------------------------------------
 
 
+WithoutOpt = Annotated[
+    list[str] | None,
+    typer.Option("--without", help="A group member not to send to (repeat for several)."),
+]
+
+
 @app.command()
 def send(
     paths: Annotated[list[Path], typer.Argument(help="Files to send.")],
-    to: Annotated[list[str], typer.Option("--to", help="Recipient email (repeat for several).")],
+    to: Annotated[
+        list[str],
+        typer.Option("--to", help="Recipient email or group:ORG/GROUP (repeat for several)."),
+    ],
     expires: Annotated[str | None, typer.Option(help="Expiry, like 12h or 7d.")] = None,
     message: Annotated[str, typer.Option(help="A message, encrypted with the files.")] = "",
+    without: WithoutOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Encrypt files to the recipients' keys and send them."""
+    """Encrypt files to the recipients' keys (every member of a group's) and send them."""
     with client() as c, bar() as progress:
-        transfer_id = unlocked(c).send(
-            paths, to, expires=expires, message=message, progress=progress
+        transfer_id = _sending(
+            lambda skip: unlocked(c).send(
+                paths, to, expires=expires, message=message, progress=progress, without=skip
+            ),
+            without or [],
         )
+    _print_sent(transfer_id, as_json)
+
+
+def _sending(attempt: Callable[[list[str]], str], without: list[str]) -> str:
+    """Run a send; if group members' keys changed and a person is at the terminal, offer to
+    go on without them."""
+    try:
+        return attempt(without)
+    except GroupMembersChangedError as exc:
+        if not sys.stdin.isatty():
+            raise
+        err.print(_clean(f"{exc.message}"), markup=False)
+        if not typer.confirm(f"Send without {', '.join(exc.emails)}?", default=False):
+            raise
+        return attempt([*without, *exc.emails])
+
+
+def _print_sent(transfer_id: str, as_json: bool) -> None:
     if as_json:
         out.print_json(data={"id": transfer_id})
     else:
         out.print(_clean(transfer_id), markup=False)
+
+
+@app.command()
+def reshare(
+    transfer_id: Annotated[str, typer.Argument(metavar="ID")],
+    to: Annotated[
+        list[str],
+        typer.Option("--to", help="Recipient email or group:ORG/GROUP (repeat for several)."),
+    ],
+    expires: Annotated[str | None, typer.Option(help="Expiry, like 12h or 7d.")] = None,
+    message: Annotated[
+        str | None, typer.Option(help="A message (default: where it came from).")
+    ] = None,
+    without: WithoutOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Send a transfer you can read to others (a member who joined a group after it was
+    sent): decrypted here, checked, encrypted again to them; the copy here is removed."""
+    with client() as c, bar() as progress:
+        new_id = _sending(
+            lambda skip: unlocked(c).reshare(
+                transfer_id, to, expires=expires, message=message, progress=progress, without=skip
+            ),
+            without or [],
+        )
+    _print_sent(new_id, as_json)
 
 
 @app.command()

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from pli.client.state import Home
-from pli.crypto import devices
+from pli.crypto import devices, groups
 from pli.crypto.bundle import PublicBundle, parse_bundle
 from pli.errors import CryptoError, TrustError
 
@@ -159,3 +159,55 @@ class PinStore:
         before = self.get(email)
         self._save(email, bundles, verified=True)
         return before
+
+
+GROUP_PINS = "groups.json"
+
+
+class GroupPins:
+    """What this device saw of each group's signed history (docs/spec/groups.md, "Pinning"),
+    in PLI_HOME/groups.json: {id: {"name", "genesis", "seq", "head"}}. A later history must
+    extend it; a name that now leads to another group is refused until the user forgets the
+    old one."""
+
+    def __init__(self, home: Home) -> None:
+        self._home = home
+
+    def _all(self) -> dict[str, Any]:
+        data = self._home.read_json(GROUP_PINS)
+        return data if isinstance(data, dict) else {}
+
+    def check(self, state: groups.GroupState) -> bool:
+        """Check `state` against what was pinned, then pin it; whether it is the first use."""
+        data = self._all()
+        for group_id, pin in data.items():
+            if pin.get("name") == state.name and group_id != state.group:
+                raise TrustError(
+                    f"group {state.name} is not the group this device sent to before: the "
+                    "server now gives it another identity and history",
+                    hint=f"ask its administrator whether it was recreated; if it was, run "
+                    f"`pli groups forget {state.name}` and check its members before sending",
+                )
+        pinned = data.get(state.group)
+        if not state.digests:
+            return pinned is None
+        if pinned is not None:
+            groups.check_extends(state, pinned["seq"], pinned["head"], pinned["genesis"])
+        data[state.group] = {
+            "name": state.name,
+            "genesis": state.digests[0],
+            "seq": state.seq,
+            "head": state.head,
+        }
+        self._home.write_json(GROUP_PINS, data)
+        return pinned is None
+
+    def pinned_head(self, group_id: str) -> str | None:
+        pin = self._all().get(group_id)
+        return pin.get("head") if isinstance(pin, dict) else None
+
+    def forget(self, name: str) -> bool:
+        data = self._all()
+        kept = {k: v for k, v in data.items() if v.get("name") != name}
+        self._home.write_json(GROUP_PINS, kept)
+        return len(kept) != len(data)

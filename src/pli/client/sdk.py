@@ -17,6 +17,7 @@ import contextlib
 import dataclasses
 import functools
 import os
+import tempfile
 import typing
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -28,9 +29,16 @@ from pli.client import names
 from pli.client.api import Api, check_url
 from pli.client.download import Fetch, receive_all
 from pli.client.external import listed_files, readable_file
-from pli.client.pins import Pinned, PinStore, same_keys
+from pli.client.pins import GroupPins, Pinned, PinStore, same_keys
 from pli.client.state import Home
-from pli.client.transparency import LogStore, Offered, checked_keys, claimed_member, hashes
+from pli.client.transparency import (
+    LogStore,
+    Offered,
+    checked_group,
+    checked_keys,
+    claimed_member,
+    hashes,
+)
 from pli.client.upload import (
     Digests,
     SendState,
@@ -41,6 +49,7 @@ from pli.client.upload import (
     send_file,
 )
 from pli.crypto import age, devices, keylog
+from pli.crypto import groups as gs
 from pli.crypto import links as lk
 from pli.crypto import manifest as mf
 from pli.crypto import passphrase as phrases
@@ -215,11 +224,42 @@ class RequestInfo:
 
 @dataclass(frozen=True)
 class DirectoryEntry:
-    kind: str  # user, or service (a service account that receives)
-    email: str
+    kind: str  # user, service (a service account that receives), group or organisation
+    email: str | None  # a user's or service's
     devices: list[tuple[str, str]]  # (device id, fingerprint), each proved in the key log
-    pinned: bool  # these exact keys are the ones this device pinned for the account
-    verified: bool  # ... and marked verified
+    pinned: bool  # these exact keys (or this group's history) are the ones this device pinned
+    verified: bool  # ... and marked verified (keys only)
+    name: str | None = None  # a group's org/group, an organisation's slug
+    title: str | None = None
+    members: dict[str, str] | None = None  # a group's, as its signed history gives them
+
+
+@dataclass(frozen=True)
+class GroupInfo:
+    """A group as its signed history, checked and replayed here, makes it."""
+
+    id: str
+    name: str
+    title: str
+    organisation: str
+    founder: str
+    members: dict[str, str]  # email -> admin | member
+    seq: int  # its last change's (-1: none yet)
+    history: str  # the digest of its last change: compare it to see the same history
+    first_use: bool  # this device had not seen the group before
+
+
+class GroupMembersChangedError(TrustError):
+    """A group send stopped: the keys of some members changed (or they have none)."""
+
+    def __init__(self, group: str, emails: list[str], reasons: list[str]) -> None:
+        names = ", ".join(emails)
+        super().__init__(
+            f"group {group}: the keys of {names} changed or cannot be used: " + "; ".join(reasons),
+            hint=f"check them with the person (`pli keys verify EMAIL`), or send without "
+            f"them: {' '.join('--without ' + e for e in emails)}",
+        )
+        self.emails = emails
 
 
 @dataclass(frozen=True)
@@ -261,6 +301,7 @@ class Client:
         self.home = Home(self.home_path)
         self.pins = PinStore(self.home)
         self.key_log = LogStore(self.home)
+        self._group_pins = GroupPins(self.home)
         self._api: Api | None = None
         self._identity: DeviceIdentity | None = None
         self._request_cache: dict[str, lk.RequestKeys] = {}
@@ -565,25 +606,120 @@ class Client:
         )
         if not isinstance(answer, list) or not all(isinstance(a, dict) for a in answer):
             raise TransportError("the server sent a malformed directory answer")
-        found = []
-        for item in answer:
-            email, kind = item.get("email"), item.get("kind")
-            if not isinstance(email, str) or kind not in ("user", "service"):
-                raise TransportError("the server sent a malformed directory answer")
-            bundles = self.fetch_keys(email)
-            pinned = self.pins.get(email)
-            found.append(
-                DirectoryEntry(
-                    kind=kind,
-                    email=email,
-                    devices=[(b.device, b.fingerprint) for b in bundles],
-                    pinned=bool(pinned and same_keys(pinned.bundles, bundles)),
-                    verified=bool(
-                        pinned and pinned.verified and same_keys(pinned.bundles, bundles)
-                    ),
-                )
+        return [self._directory_entry(item) for item in answer]
+
+    def _directory_entry(self, item: dict[str, Any]) -> DirectoryEntry:
+        kind, email, name = item.get("kind"), item.get("email"), item.get("name")
+        title = item.get("title") if isinstance(item.get("title"), str) else None
+        if kind in ("group", "organisation") and isinstance(name, str):
+            if kind == "organisation":
+                return DirectoryEntry(kind, None, [], False, False, name=name, title=title)
+            group = self.group(name, pin=False)
+            seen = self._group_pins.pinned_head(group.id) == group.history
+            return DirectoryEntry(
+                kind, None, [], seen, False, name=name, title=title, members=group.members
             )
-        return found
+        if not isinstance(email, str) or kind not in ("user", "service"):
+            raise TransportError("the server sent a malformed directory answer")
+        bundles = self.fetch_keys(email)
+        pinned = self.pins.get(email)
+        same = bool(pinned and same_keys(pinned.bundles, bundles))
+        return DirectoryEntry(
+            kind=kind,
+            email=email,
+            devices=[(b.device, b.fingerprint) for b in bundles],
+            pinned=same,
+            verified=bool(same and pinned and pinned.verified),
+        )
+
+    # --- groups -------------------------------------------------------------------------------
+
+    def group(self, name: str, *, pin: bool = True) -> GroupInfo:
+        """Group `name` (`org/group` or `group:org/group`) as its signed history gives it:
+        every change checked and proved in the key log, the history extending the one this
+        device pinned (and pinned now, with `pin`)."""
+        org, slug = gs.parse_name(name)
+        state, answer = self._group_state(f"{org}/{slug}")
+        first = self._group_pins.check(state) if pin else None
+        return GroupInfo(
+            id=state.group,
+            name=state.name,
+            title=str(answer.get("title", "")),
+            organisation=str((answer.get("organisation") or {}).get("name", org)),
+            founder=str(answer.get("founder", "")),
+            members=dict(state.members),
+            seq=state.seq,
+            history=state.head,
+            first_use=bool(first),
+        )
+
+    def _group_state(self, name: str) -> tuple[gs.GroupState, dict[str, Any]]:
+        head = self.key_log.head()
+        params = {} if head is None else {"log_size": head.size}
+        answer = self.api.request("GET", f"/api/v1/groups/{name}", params=params)
+        if not isinstance(answer, dict):
+            raise TransportError(f"the server sent a malformed answer for group {name}")
+        return checked_group(self.key_log, name, answer), answer
+
+    def change_group(self, name: str, action: str, email: str, role: str | None = None) -> None:
+        """As an administrator of group `name`, sign and post one change: add `email` (or
+        change its role), or remove it. The founder's first change also signs them in as the
+        group's first administrator."""
+        org, slug = gs.parse_name(name)
+        name, email = f"{org}/{slug}", email.strip().lower()
+        state, _answer = self._group_state(name)
+        self._group_pins.check(state)
+        if not state.digests:
+            founding = gs.sign_change(self.identity, state, gs.ADD, self.email, gs.ADMIN)
+            self._post_change(name, founding)
+            state, _answer = self._group_state(name)
+            self._group_pins.check(state)
+            if (action, email, role or gs.ADMIN) == (gs.ADD, self.email, gs.ADMIN):
+                return
+        self._post_change(name, gs.sign_change(self.identity, state, action, email, role))
+        self.group(name)
+
+    def _post_change(self, name: str, signed: dict[str, Any]) -> None:
+        self.api.request("POST", f"/api/v1/groups/{name}/changes", json={"change": signed})
+
+    def my_groups(self) -> list[dict[str, str]]:
+        """The groups this account belongs to, as the server lists them: name, title, role."""
+        return [dict(item) for item in _items(self.api.request("GET", "/api/v1/me/groups"))]
+
+    def forget_group(self, name: str) -> bool:
+        """Drop what this device pinned of group `name`: the next use pins it anew."""
+        org, slug = gs.parse_name(name)
+        return self._group_pins.forget(f"{org}/{slug}")
+
+    def _group_recipients(
+        self, name: str, everyone: dict[str, list[PublicBundle]], without: set[str]
+    ) -> tuple[str, list[str]]:
+        """The members of group `name` a send encrypts to (their keys added to `everyone`):
+        every member but this account and `without`. GroupMembersChangedError naming those
+        whose keys changed; nothing is sent then."""
+        info = self.group(name)
+        if not info.members:
+            raise UsageError(
+                f"group {info.name} has no members yet",
+                hint=f"its founder {info.founder} adds them with `pli groups add`",
+            )
+        if info.first_use:
+            self.notices.append(
+                f"first use of group {info.name}: {len(info.members)} members, history "
+                f"{info.history[:16]}"
+            )
+        kept, stopped, reasons = [], [], []
+        for email in sorted(set(info.members) - without - {self.email}):
+            try:
+                everyone.setdefault(email, self.pinned_keys(email))
+            except TrustError as exc:
+                stopped.append(email)
+                reasons.append(exc.message)
+                continue
+            kept.append(email)
+        if stopped:
+            raise GroupMembersChangedError(info.name, stopped, reasons)
+        return info.name, kept
 
     # --- devices ------------------------------------------------------------------------------
 
@@ -787,18 +923,33 @@ class Client:
         expires: str | None = None,
         message: str = "",
         progress: Progress | None = None,
+        without: Sequence[str] = (),
     ) -> str:
-        """Encrypt and upload; an interrupted send resumes when run again with the same
-        arguments on the same, unchanged files."""
+        """Encrypt and upload to accounts and groups (`group:org/group`: every member but
+        `without`); an interrupted send resumes when run again with the same arguments on the
+        same, unchanged files."""
         files = [readable_file(p) for p in paths]
         if not to:
             raise UsageError("name at least one recipient with --to")
-        everyone = {email.strip().lower(): self.pinned_keys(email.strip().lower()) for email in to}
+        named = [t.strip().lower() for t in to]
+        direct = [t for t in named if not t.startswith("group:")]
+        everyone = {email: self.pinned_keys(email) for email in direct}
+        skipped = {w.strip().lower() for w in without}
+        through = dict(
+            self._group_recipients(t, everyone, skipped) for t in named if t.startswith("group:")
+        )
+        if not everyone:
+            raise UsageError("nobody is left to send to")
         own, mine = self.own_keys()
         recipients = [b for bundles in everyone.values() for b in bundles]
         keys = _unique([Recipient.parse(b.age) for b in recipients + own])
         job = SendState.for_send(self.home, self._send_facts(files, keys, expires, message))
-        body = {"recipients": sorted(everyone), "files": len(files), "expires_in": expires}
+        body = {
+            "recipients": sorted(set(direct)),
+            "groups": [{"name": n, "members": m} for n, m in through.items()],
+            "files": len(files),
+            "expires_in": expires,
+        }
         transfer = self.resumed_transfer(job, files) or self.new_transfer(
             job, "/api/v1/transfers", body, expires
         )
@@ -816,6 +967,36 @@ class Client:
 
         self.deliver(job, transfer, files, keys, manifest, progress)
         return str(transfer["id"])
+
+    def reshare(
+        self,
+        transfer_id: str,
+        to: Sequence[str],
+        *,
+        expires: str | None = None,
+        message: str | None = None,
+        progress: Progress | None = None,
+        without: Sequence[str] = (),
+    ) -> str:
+        """Send the files of a transfer this account can read to other recipients (a member
+        added to a group after it was sent, say): downloaded, checked and decrypted here into a
+        private folder, encrypted again to the new recipients, and removed. The new transfer's
+        id."""
+        with tempfile.TemporaryDirectory(prefix="reshare-", dir=self.home.private_dir()) as tmp:
+            received = self.receive(transfer_id, Path(tmp), progress=progress)
+            note = (
+                message
+                if message is not None
+                else (f"Re-shared from transfer {transfer_id}, sent by {received.sender}.")
+            )
+            return self.send(
+                received.files,
+                to,
+                expires=expires,
+                message=note,
+                progress=progress,
+                without=without,
+            )
 
     def own_keys(self) -> tuple[list[PublicBundle], list[PublicBundle]]:
         """(own, others): this device's bundle first then the account's other devices, and

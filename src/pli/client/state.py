@@ -41,6 +41,12 @@ class Home:
             Path(tmp).unlink(missing_ok=True)
             raise
 
+    def private_dir(self) -> Path:
+        """This home, made if need be, readable by its owner alone: where plaintext may sit
+        for a moment."""
+        self.path.mkdir(parents=True, exist_ok=True, mode=0o700)
+        return self.path
+
     def append(self, name: str, data: bytes) -> None:
         """Append and make durable: for records that only grow."""
         self.path.mkdir(parents=True, exist_ok=True, mode=0o700)

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from pli.client.state import Home
-from pli.crypto import keylog, merkle
+from pli.crypto import groups, keylog, merkle
 from pli.crypto.bundle import PublicBundle, parse_bundle
 from pli.errors import ConfigError, CryptoError, IntegrityError, SignatureError, TamperingError
 
@@ -178,17 +178,102 @@ def _check_logged(head: keylog.TreeHead, bundle: PublicBundle, item: Any) -> Non
         hint="Do not use this key: the server may be handing out a key its owner never "
         "published. Retry later; if it persists, check the key's fingerprint with its owner.",
     )
+    index, entry, path = _proved_entry(item, missing)
+    if entry.event not in {keylog.Event.DEVICE_PUBLISHED, keylog.Event.DEVICE_APPROVED} or (
+        entry.email,
+        entry.device,
+        entry.bundle,
+    ) != (bundle.email, bundle.device, keylog.bundle_digest(bundle)):
+        raise missing
+    keylog.check_inclusion(head, entry, index, path)
+
+
+def _proved_entry(item: Any, missing: IntegrityError) -> tuple[int, keylog.Entry, list[bytes]]:
+    """(index, entry, inclusion proof) of a proof item `{index, leaf, path}`; `missing` if it
+    is malformed."""
     try:
         index, leaf, path = item["index"], item["leaf"], item["path"]
         entry = keylog.Entry.decode(leaf.encode("utf-8"))
     except (KeyError, TypeError, AttributeError, IntegrityError) as exc:
         raise missing from exc
+    if not isinstance(index, int) or isinstance(index, bool):
+        raise missing
+    return index, entry, hashes(path, "key log inclusion proof")
+
+
+def checked_group(store: LogStore, name: str, answer: Any) -> groups.GroupState:
+    """Check the server's answer to `/groups/{org}/{group}` and replay it: every signing
+    device and every change proved in the key log by a head consistent with the one kept,
+    and the history valid (docs/spec/groups.md). The members are those the replay gives."""
+    try:
+        group_id, changes, signers = answer["id"], answer["changes"], answer["signers"]
+        entries, log = answer["entries"], answer["log"]
+        signed_head, consistency = log["head"], log["consistency"]
+        named = answer["name"]
+    except (KeyError, TypeError) as exc:
+        raise SignatureError(f"the server sent an invalid answer for group {name}") from exc
+    if named != name or not isinstance(group_id, str):
+        raise IntegrityError(f"the server answered with another group than {name}")
     if (
-        not isinstance(index, int)
-        or isinstance(index, bool)
-        or entry.event not in {keylog.Event.DEVICE_PUBLISHED, keylog.Event.DEVICE_APPROVED}
-        or (entry.email, entry.device, entry.bundle)
-        != (bundle.email, bundle.device, keylog.bundle_digest(bundle))
+        not isinstance(changes, list)
+        or not isinstance(entries, list)
+        or len(entries) != len(changes)
+    ):
+        raise IntegrityError(f"the server sent no key log proofs for group {name}'s history")
+    proof = None if consistency is None else hashes(consistency, "key log consistency proof")
+    head = store.accept(signed_head, proof)
+    keys = _proved_signers(head, signers, name)
+
+    def signer_keys(email: str, device: str) -> PublicBundle:
+        if (email, device) not in keys:
+            raise SignatureError(
+                f"the server did not prove the keys of device {device} of {email}, which "
+                f"signed a change of group {name}"
+            )
+        return keys[(email, device)]
+
+    state = groups.replay(changes, group_id, name, signer_keys)
+    for signed, item in zip(changes, entries, strict=True):
+        _check_change_logged(head, groups.claimed(signed), item)
+    return state
+
+
+def _proved_signers(
+    head: keylog.TreeHead, signers: Any, name: str
+) -> dict[tuple[str, str], PublicBundle]:
+    if not isinstance(signers, list):
+        raise SignatureError(f"the server sent invalid signers for group {name}")
+    keys = {}
+    for item in signers:
+        try:
+            bundle = parse_bundle(item["bundle"])
+            proof = item["proof"]
+        except (CryptoError, KeyError, TypeError) as exc:
+            raise SignatureError(f"the server sent invalid signers for group {name}") from exc
+        _check_logged(head, bundle, proof)
+        keys[(bundle.email, bundle.device)] = bundle
+    return keys
+
+
+def _check_change_logged(head: keylog.TreeHead, change: groups.Change, item: Any) -> None:
+    """`item` proves that the key log holds the entry recording `change`."""
+    missing = IntegrityError(
+        f"the key log does not hold change {change.seq} of group {change.name}",
+        hint="Do not send to this group: the server may be showing a membership its "
+        "administrators never signed to you alone. Retry later; tell your administrator if "
+        "it persists.",
+    )
+    event = (
+        keylog.Event.GROUP_MEMBER_ADDED
+        if change.action == groups.ADD
+        else keylog.Event.GROUP_MEMBER_REMOVED
+    )
+    index, entry, path = _proved_entry(item, missing)
+    if (entry.event, entry.group, entry.email, entry.change) != (
+        event,
+        change.group,
+        change.email,
+        change.digest,
     ):
         raise missing
-    keylog.check_inclusion(head, entry, index, hashes(path, "key log inclusion proof"))
+    keylog.check_inclusion(head, entry, index, path)
