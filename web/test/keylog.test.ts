@@ -12,9 +12,11 @@ import { IntegrityError, SignatureError, UsageError } from "../src/crypto/errors
 import { signDoc, type Signed } from "../src/crypto/keys.js";
 import {
   EMPTY_ROOT,
+  Frontier,
   HEAD_KIND,
   TamperingError,
   advance,
+  audit,
   bundleDigest,
   checkLogged,
   decodeEntry,
@@ -23,6 +25,7 @@ import {
   nodeHash,
   parseHead,
   proofFromHex,
+  unknownDevices,
   verifyConsistency,
   verifyInclusion,
   type TreeHead,
@@ -487,5 +490,71 @@ describe("check 1: checkLogged", () => {
       IntegrityError,
     );
     expect(error.message).toContain(owner(alice).device);
+  });
+});
+
+describe("the audit of one's own entries", () => {
+  const leaves = ENTRIES.entries.map((item) => utf8(item.leaf));
+  const head = () => parseHead(HEAD.signed, HEAD.server_ed25519_public, HEAD.log);
+  const grown = (n: number) => {
+    const frontier = new Frontier();
+    leaves.slice(0, n).forEach((leaf) => frontier.append(leafHash(leaf)));
+    return frontier;
+  };
+
+  it("keeps the root of every size in O(log n) hashes", () => {
+    ENTRIES.roots_hex.forEach((root, n) => {
+      const frontier = grown(n);
+      expect(frontier.size).toBe(n);
+      expect(hex(frontier.root())).toBe(root);
+      expect(new Frontier(n, frontier.hashes).root()).toEqual(frontier.root());
+    });
+    const big = hashes(CT.leaf_hashes_hex);
+    const frontier = new Frontier();
+    big.forEach((leaf) => frontier.append(leaf));
+    expect(hex(frontier.root())).toBe(CT.roots_hex[7]);
+  });
+
+  it("refuses a frontier without one 32-byte hash per set bit of its size", () => {
+    expect(() => new Frontier(3, [EMPTY_ROOT])).toThrow(IntegrityError);
+    expect(() => new Frontier(2, [EMPTY_ROOT.subarray(1)])).toThrow(IntegrityError);
+    expect(() => new Frontier(-1, [])).toThrow(IntegrityError);
+  });
+
+  it("reads the entries from any frontier to the head, and keeps those asked for", async () => {
+    for (let start = 0; start <= ENTRIES.size; start++) {
+      const result = await audit(grown(start), await head(), leaves.slice(start), (e) => e.email === "alice@lab.example");
+      expect(result.frontier.size).toBe(ENTRIES.size);
+      expect(hex(result.frontier.root())).toBe(ENTRIES.root_hex);
+      const expected = ENTRIES.entries.filter((e) => e.index >= start && e.doc.email === "alice@lab.example");
+      expect(result.entries.map(([index]) => index)).toEqual(expected.map((e) => e.index));
+    }
+  });
+
+  it("refuses a list with an entry left out, added, changed or reordered", async () => {
+    const from2 = leaves.slice(2);
+    const lists = [
+      from2.slice(1),
+      [...from2, leaves[0] ?? new Uint8Array(0)],
+      [from2[1], from2[0], ...from2.slice(2)],
+      [leaves[1], ...from2.slice(1)],
+    ];
+    for (const list of lists) {
+      await refused(audit(grown(2), await head(), list.map((l) => l ?? new Uint8Array(0))), IntegrityError);
+    }
+    await refused(audit(grown(1), await head(), from2), IntegrityError);
+  });
+
+  it("names the devices of an account that it does not know", async () => {
+    const { entries } = await audit(new Frontier(), await head(), leaves);
+    const { alice, alice_laptop: laptop } = ENTRIES.bundles;
+    const id = (b: typeof alice) => String(b.signed_bundle.doc.device);
+    const both = new Map([alice, laptop].map((b) => [id(b), b.bundle_digest]));
+    expect(unknownDevices(entries, "alice@lab.example", both)).toEqual([]);
+    const onlyFirst = new Map([[id(alice), alice.bundle_digest]]);
+    expect(unknownDevices(entries, "alice@lab.example", onlyFirst).map(([i]) => i)).toEqual([1, 2]);
+    const wrongBundle = new Map([...both, [id(laptop), alice.bundle_digest]]);
+    expect(unknownDevices(entries, "alice@lab.example", wrongBundle).map(([i]) => i)).toEqual([1, 2]);
+    expect(unknownDevices(entries, "bob@ars.example", new Map())).toEqual([]);
   });
 });

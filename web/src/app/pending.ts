@@ -63,8 +63,10 @@ export interface PendingSend {
   transfer: string;
   /** When this browser began it (ISO 8601). */
   started: string;
-  /** The recipient accounts, as asked. */
+  /** The recipient accounts and groups (`group:org/group`), as asked. */
   to: string[];
+  /** Members of those groups the sender chose to leave out. */
+  without?: string[];
   /** Every device the files are encrypted to, as the manifest lists them. */
   recipients: PublicKey[];
   /** The age recipients of every file: those devices' and the sender's. */

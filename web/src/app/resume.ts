@@ -17,7 +17,8 @@ import { ApiError, call, path, type TransferOut } from "./api.js";
 import * as jobs from "./jobs.js";
 import * as pending from "./pending.js";
 import { Control, deliver, manifest, sendWith, type SendProgress } from "./transfers.js";
-import { ownOthers, pinnedKeys, sameSet } from "./trust.js";
+import { resolveRecipients } from "./groups.js";
+import { ownOthers, sameSet } from "./trust.js";
 
 export type { PendingSend } from "./pending.js";
 
@@ -38,6 +39,7 @@ export class CannotResume extends UsageError {
 export interface Resumed {
   id: string;
   firstUse: string[];
+  firstGroups: string[];
   /** The interrupted transfer could not go on: the files were sent afresh, as a new transfer. */
   restarted: boolean;
   /** Files that were not the ones interrupted: sent again from their start, under a new key. */
@@ -107,12 +109,13 @@ export function resume(me: Identity, send: pending.PendingSend, chosen: File[], 
     }
     const afresh = async (): Promise<Resumed> => {
       await discard(send);
-      const out = { files, recipients: send.to, expiresIn: send.expiresIn, message };
+      const out = { files, recipients: send.to, expiresIn: send.expiresIn, message, without: send.without ?? [] };
       return { ...(await sendWith(me, out, progress, control)), restarted: true, changed: [] };
     };
     const transfer = await stillOpen(send);
     if (!transfer) return afresh();
-    const everyone = await Promise.all(send.to.map((e) => pinnedKeys(me.device.email, e)));
+    const resolved = await resolveRecipients(me, send.to, new Set(send.without ?? []));
+    const everyone = [...resolved.direct, ...resolved.members];
     const recipients = [...everyone.flatMap((k) => k.devices), ...(await ownOthers(me))];
     const ages = [...new Set([...send.recipients.map((d) => d.age), me.device.age])];
     if (!sameSet(recipients, send.recipients) || !sameList(ages, send.ages)) return afresh();
@@ -126,7 +129,7 @@ export function resume(me: Identity, send: pending.PendingSend, chosen: File[], 
       throw error;
     }
     const firstUse = everyone.filter((k) => k.firstUse).map((k) => k.email);
-    return { id: transfer.id, firstUse, restarted: false, changed: [...control.restarted] };
+    return { id: transfer.id, firstUse, firstGroups: resolved.firstGroups, restarted: false, changed: [...control.restarted] };
   })();
   return { done, cancel: () => control.cancel() };
 }

@@ -22,7 +22,8 @@ import type { Sent, Sink } from "../worker/protocol.js";
 import { authHeader, call, path, session, type TransferOut } from "./api.js";
 import * as jobs from "./jobs.js";
 import * as pending from "./pending.js";
-import { ownOthers, pinnedKeys, type Keys } from "./trust.js";
+import { resolveRecipients, type GroupSend } from "./groups.js";
+import { ownOthers, pinnedKeys } from "./trust.js";
 
 export interface Verified {
   transfer: TransferOut;
@@ -54,9 +55,12 @@ async function signer(claimed: PublicKey, me: Identity): Promise<{ key: PublicKe
 
 export interface Outgoing {
   files: File[];
+  /** Emails, and groups written `group:org/group`. */
   recipients: string[];
   expiresIn: string;
   message: string;
+  /** Members of the groups that the sender chose to leave out of this send. */
+  without?: string[];
 }
 
 export interface SendProgress {
@@ -66,8 +70,15 @@ export interface SendProgress {
   retrying: boolean;
 }
 
+/** A send's outcome: the transfer, and the accounts and groups pinned by it, on first use. */
+export interface SendResult {
+  id: string;
+  firstUse: string[];
+  firstGroups: string[];
+}
+
 export interface Sending {
-  done: Promise<{ id: string; firstUse: string[] }>;
+  done: Promise<SendResult>;
   cancel(): void;
 }
 
@@ -186,13 +197,14 @@ export function send(me: Identity, out: Outgoing, progress: (p: SendProgress) =>
  * `send`, under a given control. What resuming it after a reload needs is kept in this browser
  * (./pending.ts) from when the transfer is created until it is sealed or abandoned.
  */
-export function sendWith(me: Identity, out: Outgoing, progress: (p: SendProgress) => void, control: Control): Promise<{ id: string; firstUse: string[] }> {
+export function sendWith(me: Identity, out: Outgoing, progress: (p: SendProgress) => void, control: Control): Promise<SendResult> {
   return (async () => {
-    const everyone = await Promise.all([...new Set(out.recipients)].sort().map((e) => pinnedKeys(me.device.email, e)));
+    const resolved = await resolveRecipients(me, out.recipients, new Set(out.without ?? []));
+    const everyone = [...resolved.direct, ...resolved.members];
     const mine = await ownOthers(me);
-    const recipients = [...everyone.flatMap((k: Keys) => k.devices), ...mine];
+    const recipients = [...everyone.flatMap((k) => k.devices), ...mine];
     const ages = [...new Set([...recipients.map((d) => d.age), me.device.age])];
-    const body = { recipients: everyone.map((k) => k.email), files: out.files.length, expires_in: out.expiresIn };
+    const body = transferBody(resolved.direct.map((k) => k.email), resolved.groups, out);
     const transfer = await call<TransferOut>("POST", "/api/v1/transfers", body);
     try {
       checkAssignedExpiry(transfer.expires_at, out.expiresIn);
@@ -201,10 +213,19 @@ export function sendWith(me: Identity, out: Outgoing, progress: (p: SendProgress
       throw error;
     }
     const signed = (entries: ManifestFile[]): ManifestDoc => manifest(transfer, me, recipients, entries, out.message);
-    const keep = await kept(me, transfer, out, everyone.map((k) => k.email), recipients, ages);
+    const to = [...resolved.direct.map((k) => k.email), ...resolved.groups.map((g) => `group:${g.name}`)];
+    const keep = await kept(me, transfer, out, to, recipients, ages);
     await deliver(me, transfer, out.files, ages, signed, progress, control, keep);
-    return { id: transfer.id, firstUse: everyone.filter((k) => k.firstUse).map((k) => k.email) };
+    return { id: transfer.id, firstUse: everyone.filter((k) => k.firstUse).map((k) => k.email), firstGroups: resolved.firstGroups };
   })();
+}
+
+/** What `POST /api/v1/transfers` is asked: the accounts named, and each group's members sent to. */
+function transferBody(direct: string[], groups: GroupSend[], out: Outgoing): Record<string, unknown> {
+  const reached = groups.filter((g) => g.members.length > 0);
+  const body: Record<string, unknown> = { recipients: direct, files: out.files.length, expires_in: out.expiresIn };
+  if (reached.length > 0) body.groups = reached;
+  return body;
 }
 
 /**
@@ -224,7 +245,8 @@ async function kept(
   if (files.some((f) => !f.slot)) return undefined;
   const started = new Date().toISOString();
   const keys = recipients.map((d) => ({ email: d.email, device: d.device, age: d.age, ed25519: d.ed25519 }));
-  const send = { email, transfer: transfer.id, started, to, recipients: keys, ages, expiresIn: out.expiresIn, created: transfer.created_at, expires: transfer.expires_at, files };
+  const without = out.without?.length ? { without: [...out.without] } : {};
+  const send = { email, transfer: transfer.id, started, to, recipients: keys, ages, expiresIn: out.expiresIn, created: transfer.created_at, expires: transfer.expires_at, files, ...without };
   try {
     await pending.saveSend(send, out.message);
     return email;

@@ -9,14 +9,12 @@
  * without asking, as `pli` accepts it.
  */
 
-import { fromHex, hex } from "../crypto/b64.js";
-import { canonical } from "../crypto/canonical.js";
+import { fromHex } from "../crypto/b64.js";
 import { IntegrityError, SignatureError, TrustError } from "../crypto/errors.js";
-import { advance, bundleDigest, checkLogged, logId, parseHead, TamperingError, type TreeHead } from "../crypto/keylog.js";
-import { parseBundle, verifyDoc, type Device, type Identity, type PublicKey, type Signed } from "../crypto/keys.js";
+import { advance, checkLogged, logId, parseHead, TamperingError, type TreeHead } from "../crypto/keylog.js";
+import { parseBundle, type Device, type Identity, type PublicKey, type Signed } from "../crypto/keys.js";
 import { call, path, type DeviceKeys } from "./api.js";
-
-import { APPROVAL_KIND } from "../crypto/devices.js";
+import { checkApproval } from "../crypto/devices.js";
 
 export class KeysChanged extends TrustError {
   constructor(
@@ -170,13 +168,19 @@ function logState(): LogState | null {
 }
 
 /** The size of the head kept, unverified: only to ask for a proof from there. */
-function keptHead(): { size: number } | null {
+export function keptHead(): { size: number } | null {
   const head = logState()?.head as { doc?: { size?: unknown } } | null | undefined;
   const size = head?.doc?.size;
   return typeof size === "number" ? { size } : null;
 }
 
-async function acceptHead(signed: unknown, consistency: string[] | null): Promise<TreeHead> {
+/**
+ * The signed head `signed` the server just gave, verified under the server key this browser
+ * pinned (pinned now at first contact) and consistent with the head kept, by `consistency`
+ * (hex hashes) from the kept head's size; the newer of the two is kept. A fork is kept as
+ * evidence, and from then on no key from this server is used.
+ */
+export async function acceptHead(signed: unknown, consistency: string[] | null): Promise<TreeHead> {
   if (localStorage.getItem(FORK) !== null) {
     throw new TamperingError("this server's key log forked earlier: no key from it is used until your administrator has looked");
   }
@@ -196,6 +200,17 @@ async function acceptHead(signed: unknown, consistency: string[] | null): Promis
   }
   localStorage.setItem(LOG, JSON.stringify({ key, head: kept.signed }));
   return seen;
+}
+
+/** The key log's head as it is now (`GET /api/v1/key-log/head`), accepted as `acceptHead` does. */
+export async function freshHead(): Promise<TreeHead> {
+  const signed = await call<unknown>("GET", "/api/v1/key-log/head");
+  const kept = keptHead();
+  const size = (signed as { doc?: { size?: unknown } } | null)?.doc?.size;
+  if (kept === null || typeof size !== "number" || kept.size > size) return acceptHead(signed, null);
+  const query = new URLSearchParams({ first: String(kept.size), second: String(size) });
+  const answer = await call<{ proof?: string[] }>("GET", `/api/v1/key-log/consistency?${query}`);
+  return acceptHead(signed, answer.proof ?? null);
 }
 
 function hashes(values: string[]): Uint8Array[] {
@@ -235,9 +250,8 @@ export async function approvedChange(trusted: PublicKey[], offered: Offered): Pr
 
 async function approves(approval: Signed, approver: PublicKey, device: Device, envelope: Signed): Promise<boolean> {
   try {
-    const doc = await verifyDoc(APPROVAL_KIND, approval, approver.ed25519);
-    const expected = { kind: APPROVAL_KIND, email: device.email, device: device.device, bundle: bundleDigest(envelope), by: approver.device };
-    return approver.email === device.email && approver.device !== device.device && hex(canonical(doc)) === hex(canonical(expected));
+    await checkApproval(approval, approver, device, envelope);
+    return true;
   } catch (error) {
     if (error instanceof SignatureError) return false;
     throw error;

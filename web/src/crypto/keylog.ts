@@ -9,7 +9,9 @@
  *     parseHead(signed, key, log)             a signed tree head under the pinned server key
  *     logId(key), bundleDigest(envelope), proofFromHex(hashes)
  *     checkLogged(head, bundle, envelope, …)  check 1: a key is used only if it is in the log
+ *     checkEntry(head, item, matches, …)      any entry the server proves, such as a group's
  *     advance(trusted, seen, proof)           check 2: the head to keep, or a fork
+ *     Frontier, audit, unknownDevices         an account's audit of its own entries
  *
  * A malformed entry or a proof that does not verify is an IntegrityError; two signed heads
  * that cannot both be true (a fork) is a TamperingError; a head that does not verify is a
@@ -258,17 +260,19 @@ export interface Entry {
   bundle?: string;
   by?: string;
   group?: string;
+  /** A group entry's signed change: its digest (docs/spec/groups.md). */
+  change?: string;
 }
 
-type Member = "email" | "device" | "bundle" | "by" | "group";
+type Member = "email" | "device" | "bundle" | "by" | "group" | "change";
 
 /** The members of each event besides kind, event and time: exactly these, all strings. */
 const MEMBERS: ReadonlyMap<string, readonly Member[]> = new Map<KeyEvent, readonly Member[]>([
   ["device-published", ["email", "device", "bundle"]],
   ["device-approved", ["email", "device", "bundle", "by"]],
   ["device-removed", ["email", "device"]],
-  ["group-member-added", ["group", "email"]],
-  ["group-member-removed", ["group", "email"]],
+  ["group-member-added", ["group", "email", "change"]],
+  ["group-member-removed", ["group", "email", "change"]],
 ]);
 const HEX32 = /^[0-9a-f]{32}$/;
 const HEX64 = /^[0-9a-f]{64}$/;
@@ -282,6 +286,7 @@ function validMember(name: Member, value: string): boolean {
     case "email":
       return value !== "" && Array.from(value).length <= MAX_EMAIL && isWellFormed(value);
     case "bundle":
+    case "change":
       return HEX64.test(value);
     default:
       return HEX32.test(value);
@@ -400,6 +405,31 @@ export function proofFromHex(value: unknown): Uint8Array[] {
 const ACTIVATING: readonly KeyEvent[] = ["device-published", "device-approved"];
 
 /**
+ * The entry `item`, the server's `{index, leaf, path}`, holds, once `matches` accepts it and
+ * its inclusion proof (64-hex hashes) verifies against `head`. Nothing fails open: any failure
+ * is `missing`, the caller's IntegrityError naming what was to be proved.
+ */
+export function checkEntry(
+  head: TreeHead,
+  item: unknown,
+  matches: (entry: Entry) => boolean,
+  missing: IntegrityError,
+): Entry {
+  try {
+    const { index, leaf, path }: Record<string, unknown> = isPlainObject(item) ? item : {};
+    if (!isCount(index) || typeof leaf !== "string") throw missing;
+    const proof = proofFromHex(path);
+    const bytes = new TextEncoder().encode(leaf);
+    const entry = decodeEntry(bytes);
+    if (!matches(entry)) throw missing;
+    verifyInclusion(index, head.size, leafHash(bytes), proof, head.root);
+    return entry;
+  } catch {
+    throw missing;
+  }
+}
+
+/**
  * Check 1: `item`, the server's `{index, leaf, path}` for the bundle `envelope` of `bundle`'s
  * device, proves that the entry which made that device active is in the log as `head` states
  * it. The leaf must be a `device-published` or `device-approved` entry of that email, device
@@ -415,22 +445,13 @@ export function checkLogged(
   const missing = new IntegrityError(
     `the key log does not hold the keys of device ${bundle.device} of ${bundle.email}`,
   );
-  try {
-    const { index, leaf, path }: Record<string, unknown> = isPlainObject(item) ? item : {};
-    if (!isCount(index) || typeof leaf !== "string") throw missing;
-    const proof = proofFromHex(path);
-    const bytes = new TextEncoder().encode(leaf);
-    const entry = decodeEntry(bytes);
-    const matches =
-      ACTIVATING.includes(entry.event) &&
-      entry.email === bundle.email &&
-      entry.device === bundle.device &&
-      entry.bundle === bundleDigest(envelope);
-    if (!matches) throw missing;
-    verifyInclusion(index, head.size, leafHash(bytes), proof, head.root);
-  } catch {
-    throw missing;
-  }
+  const digest = bundleDigest(envelope);
+  const matches = (entry: Entry) =>
+    ACTIVATING.includes(entry.event) &&
+    entry.email === bundle.email &&
+    entry.device === bundle.device &&
+    entry.bundle === digest;
+  checkEntry(head, item, matches, missing);
 }
 
 /** For messages: which head, by size and the start of its root. */
@@ -461,4 +482,124 @@ export function advance(trusted: TreeHead | null, seen: TreeHead, proof: Uint8Ar
     throw new TamperingError(`the key log ${trusted.log} forked: ${what}`);
   }
   return newer;
+}
+
+// --- the audit of one's own entries -------------------------------------------------------------
+
+/**
+ * The right edge of a tree: the roots of the perfect subtrees that make its first `size`
+ * leaves (one per set bit of the size, largest first). Enough to append leaves and compute the
+ * root: what an auditing client keeps between two audits.
+ */
+export class Frontier {
+  readonly #hashes: Uint8Array[];
+  #size: number;
+
+  constructor(size = 0, hashes: readonly Uint8Array[] = []) {
+    if (!isCount(size) || hashes.length !== setBits(size)) {
+      throw new IntegrityError("a key log frontier needs one hash per set bit of its size");
+    }
+    if (!hashes.every((h) => h instanceof Uint8Array && h.length === HASH_SIZE)) {
+      throw new IntegrityError("a key log frontier holds 32-byte hashes");
+    }
+    this.#size = size;
+    this.#hashes = [...hashes];
+  }
+
+  get size(): number {
+    return this.#size;
+  }
+
+  get hashes(): readonly Uint8Array[] {
+    return [...this.#hashes];
+  }
+
+  copy(): Frontier {
+    return new Frontier(this.#size, this.#hashes);
+  }
+
+  /** MTH of the leaves so far: the subtrees folded right to left. */
+  root(): Uint8Array {
+    let result = this.#hashes[this.#hashes.length - 1];
+    if (result === undefined) return EMPTY_ROOT;
+    for (let i = this.#hashes.length - 2; i >= 0; i--) result = nodeHash(this.#hashes[i] ?? result, result);
+    return result;
+  }
+
+  /** Add one leaf hash. */
+  append(leaf: Uint8Array): void {
+    if (leaf.length !== HASH_SIZE) throw new IntegrityError("a key log leaf hash is 32 bytes");
+    let index = this.#size;
+    let current = leaf;
+    while (isOdd(index)) {
+      // A right child: its left sibling is the frontier's last subtree, now complete.
+      current = nodeHash(this.#hashes.pop() ?? current, current);
+      index = half(index);
+    }
+    this.#hashes.push(current);
+    this.#size += 1;
+  }
+}
+
+/** How many bits of `n` are set, without the 32-bit cut. */
+function setBits(n: number): number {
+  let count = 0;
+  for (let rest = n; rest > 0; rest = half(rest)) if (isOdd(rest)) count += 1;
+  return count;
+}
+
+/**
+ * Check that `leaves`, the log's entries from `frontier.size` on, are exactly those that make
+ * `head` out of the tree `frontier` holds; the frontier at `head.size` and every new entry
+ * `keep` selects, with its index. The frontier is the auditor's own, from its last audit
+ * (empty at first), so the server cannot leave an entry out of the list: the root would not
+ * match. `leaves` may be a stream: one entry is held at a time.
+ */
+export async function audit(
+  frontier: Frontier,
+  head: TreeHead,
+  leaves: AsyncIterable<Uint8Array> | Iterable<Uint8Array>,
+  keep: (entry: Entry) => boolean = () => true,
+): Promise<{ frontier: Frontier; entries: [number, Entry][] }> {
+  const grown = frontier.copy();
+  const entries: [number, Entry][] = [];
+  for await (const leaf of leaves) {
+    const index = grown.size;
+    if (index >= head.size) {
+      throw new IntegrityError(`the key log ${head.log} listed more entries than its ${describe(head)} holds`);
+    }
+    grown.append(leafHash(leaf));
+    const entry = decodeEntry(leaf);
+    if (keep(entry)) entries.push([index, entry]);
+  }
+  if (grown.size !== head.size) {
+    throw new IntegrityError(
+      `the key log ${head.log} listed ${grown.size - frontier.size} entries after entry ${frontier.size}, ` +
+        `but its ${describe(head)} needs ${head.size - frontier.size}`,
+    );
+  }
+  if (!sameBytes(grown.root(), head.root)) {
+    throw new IntegrityError(
+      `the entries the key log ${head.log} listed do not make up its signed ${describe(head)}: ` +
+        "some were left out, added or changed",
+    );
+  }
+  return { frontier: grown, entries };
+}
+
+/**
+ * The entries that publish or approve keys for `email` other than the bundles in `known`
+ * (device id -> bundle digest): keys its owner did not make, for the audit to report.
+ */
+export function unknownDevices(
+  entries: readonly [number, Entry][],
+  email: string,
+  known: ReadonlyMap<string, string>,
+): [number, Entry][] {
+  return entries.filter(
+    ([, entry]) =>
+      entry.email === email &&
+      ACTIVATING.includes(entry.event) &&
+      (entry.device === undefined || known.get(entry.device) !== entry.bundle),
+  );
 }

@@ -9,8 +9,9 @@ import { fingerprint, parseBundle, type Device, type Identity, type PublicKey, t
 import { TrustError } from "../../crypto/errors.js";
 import { codesMatch, verificationCode } from "../../crypto/verification.js";
 import { call, path } from "../api.js";
+import { auditKeys, type KeyAudit } from "../audit.js";
 import { field, h, replace, status } from "../dom.js";
-import { failure, t } from "../i18n.js";
+import { failure, formatDate, t } from "../i18n.js";
 import { unlocked } from "../state.js";
 import { markVerified, offeredKeys, pinnedKeys, pins, verifiedAccounts } from "../trust.js";
 
@@ -32,6 +33,7 @@ export function keysPage(): HTMLElement {
     theirs,
   );
   if (!me) return section;
+  section.append(...auditSection(me));
   const email = me.device.email;
   void fingerprint(me.device).then((fp) => replace(own, h("code", { class: "fingerprint" }, fp), h("br"), h("small", {}, `${t("device")} ${me.device.device}`)));
   const render = (): void => {
@@ -150,4 +152,35 @@ async function verification(me: string, email: string, render: () => void): Prom
     confirm,
     line,
   ];
+}
+
+/** `pli keys audit`, here: a button that reads the key log and says what it found. */
+function auditSection(me: Identity): HTMLElement[] {
+  const button = h("button", { type: "button", class: "secondary" }, t("auditButton"));
+  const line = h("div", { "aria-live": "polite", class: "audit" });
+  button.addEventListener("click", () => {
+    button.disabled = true;
+    replace(line, status("info", t("auditRunning")));
+    void auditKeys(me)
+      .then(
+        (found) => replace(line, ...audited(found)),
+        (error: unknown) => replace(line, status("error", t("auditFailed", { reason: error instanceof Error ? error.message : String(error) }))),
+      )
+      .finally(() => (button.disabled = false));
+  });
+  return [h("h2", {}, t("auditTitle")), h("p", { class: "hint" }, t("auditIntro")), button, line];
+}
+
+function audited(found: KeyAudit): HTMLElement[] {
+  const shown: HTMLElement[] = [];
+  if (found.notListed) shown.push(status("error", t("notListedHere")));
+  if (found.unknown.length === 0) {
+    if (!found.notListed) shown.push(status("ok", t("auditClean", { read: String(found.read), size: String(found.size) })));
+    return shown;
+  }
+  const items = found.unknown.map(([index, entry]) =>
+    h("li", {}, t("auditEntry", { index: String(index), event: entry.event, device: entry.device ?? "", time: formatDate(entry.time) })),
+  );
+  shown.push(status("error", t("auditUnknown")), h("ul", { class: "unknown-keys" }, ...items));
+  return shown;
 }

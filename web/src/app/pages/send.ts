@@ -9,6 +9,7 @@ import { suggest } from "../directory.js";
 import type { Identity } from "../../crypto/keys.js";
 import { h, replace, status, field, type Child } from "../dom.js";
 import { failure, formatBytes, formatDate, t } from "../i18n.js";
+import { GroupRefused, MemberRefused, NobodyToSend } from "../groups.js";
 import { Cancelled } from "../jobs.js";
 import { Busy } from "../pending.js";
 import { CannotResume, NotTheSameFiles, discard, resume, unfinished, type PendingSend, type Resuming } from "../resume.js";
@@ -89,8 +90,9 @@ export function sendPage(): HTMLElement {
     line,
     h("div", { class: "actions" }, submit, cancel),
   );
-  form.addEventListener("submit", (event) => {
-    event.preventDefault();
+  let without = new Set<string>();
+  recipients.addEventListener("input", () => (without = new Set()));
+  const go = (): void => {
     const to = recipients.value.split(/[,;\s]+/).map((e) => e.trim().toLowerCase()).filter(Boolean);
     if (!to.length) return replace(line, status("error", t("noRecipients")));
     if (!chosen.length) return replace(line, status("error", t("noFiles")));
@@ -100,20 +102,30 @@ export function sendPage(): HTMLElement {
     bar.hidden = false;
     replace(line, status("info", t("sending")));
     const started = performance.now();
-    running = send(me, { files: [...chosen], recipients: to, expiresIn: expiry.value, message: message.value }, (p) =>
-      progressed(bar, line, { done: p.done, total: p.total, retrying: p.retrying }, started),
-    );
+    const out = { files: [...chosen], recipients: to, expiresIn: expiry.value, message: message.value, without: [...without] };
+    running = send(me, out, (p) => progressed(bar, line, { done: p.done, total: p.total, retrying: p.retrying }, started));
+    const leaveOut = (email: string): void => {
+      without.add(email);
+      go();
+    };
     running.done.then(
-      ({ id, firstUse }) => {
-        replace(line, status("ok", t("sent")), ...firstUse.map((e) => status("info", t("firstUse", { email: e }))), linkTo({ page: "transfer", id }, t("open")));
+      ({ id, firstUse, firstGroups }) => {
+        replace(line, status("ok", t("sent")), ...firstUses(firstUse, firstGroups), linkTo({ page: "transfer", id }, t("open")));
         picker.clear();
       },
-      (error: unknown) => replace(line, ...failed(error, me.device.email)),
+      (error: unknown) => {
+        bar.hidden = true;
+        replace(line, ...failed(error, me.device.email, leaveOut));
+      },
     ).finally(() => {
       submit.disabled = false;
       cancel.hidden = true;
       running = null;
     });
+  };
+  form.addEventListener("submit", (event) => {
+    event.preventDefault();
+    go();
   });
   const interrupted = h("div");
   if (me) void unfinished(me.device.email).then((sends) => replace(interrupted, ...sends.map((s) => resumeBox(me, s))));
@@ -165,12 +177,12 @@ function resumeBox(me: Identity, pending: PendingSend): HTMLElement {
     const started = performance.now();
     running = resume(me, pending, [...picker.files], (p) => progressed(bar, line, { done: p.done, total: p.total, retrying: p.retrying }, started));
     running.done.then(
-      ({ id: sent, firstUse, restarted, changed }) => {
+      ({ id: sent, firstUse, firstGroups, restarted, changed }) => {
         over(
           status("ok", t("sent")),
           restarted ? status("info", t("resumeAfresh")) : null,
           ...changed.map((name) => status("info", t("resumeChanged", { name }))),
-          ...firstUse.map((e) => status("info", t("firstUse", { email: e }))),
+          ...firstUses(firstUse, firstGroups),
           linkTo({ page: "transfer", id: sent }, t("open")),
         );
         picker.clear();
@@ -179,7 +191,7 @@ function resumeBox(me: Identity, pending: PendingSend): HTMLElement {
         bar.hidden = true;
         if (error instanceof NotTheSameFiles) return replace(line, status("error", t("resumeSameFiles", { names: error.expected.join(", ") })));
         if (error instanceof Busy) return replace(line, status("error", t("resumeElsewhere")));
-        if (error instanceof KeysChanged) return replace(line, ...failed(error, me.device.email));
+        if (error instanceof KeysChanged || error instanceof MemberRefused) return replace(line, ...failed(error, me.device.email));
         // Anything else abandoned the transfer: it cannot be resumed any more.
         over(...(error instanceof CannotResume ? [status("error", t("resumeLost"))] : failed(error, me.device.email)));
       },
@@ -192,8 +204,29 @@ function resumeBox(me: Identity, pending: PendingSend): HTMLElement {
   return box;
 }
 
-function failed(error: unknown, me: string): HTMLElement[] {
+/** What a send pinned on first use: correspondents' keys, groups' histories. */
+function firstUses(emails: string[], groups: string[]): HTMLElement[] {
+  return [...emails.map((email) => status("info", t("firstUse", { email }))), ...groups.map((group) => status("info", t("firstGroup", { group })))];
+}
+
+/** What the user sees when a send failed; `leaveOut` sends again without a group's member. */
+function failed(error: unknown, me: string, leaveOut?: (email: string) => void): HTMLElement[] {
   if (error instanceof Cancelled) return [status("info", t("cancelled"))];
   if (error instanceof KeysChanged) return [keysChanged(error, me)];
+  if (error instanceof MemberRefused) return memberRefused(error, me, leaveOut);
+  if (error instanceof GroupRefused) return [status("error", t("groupRefused", { group: error.group, reason: error.problem.message }))];
+  if (error instanceof NobodyToSend) return [status("error", t("nobodyToSend"))];
   return [status("error", failure(error))];
+}
+
+/** A member's keys stop a group send: say who, offer to go on without them, show the keys. */
+function memberRefused(error: MemberRefused, me: string, leaveOut?: (email: string) => void): HTMLElement[] {
+  const shown: HTMLElement[] = [status("error", t("memberRefused", { email: error.email, group: error.group }))];
+  if (leaveOut) {
+    const button = h("button", { type: "button", class: "secondary" }, t("sendWithout", { email: error.email }));
+    button.addEventListener("click", () => leaveOut(error.email));
+    shown.push(h("div", { class: "actions" }, button));
+  }
+  shown.push(error.problem instanceof KeysChanged ? keysChanged(error.problem, me) : h("p", {}, error.problem.message));
+  return shown;
 }
