@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 
 import httpx
@@ -17,6 +18,7 @@ from pli.client.sdk import Client
 from pli.crypto import groups, keylog
 from pli.crypto.bundle import PublicBundle, parse_bundle
 from pli.crypto.identity import DeviceIdentity
+from pli.crypto.signing import canonical_json
 from pli.server.keys import log as key_log
 from pli.store import models
 from pli.store.db import database_url, make_engine
@@ -128,7 +130,7 @@ def test_members_manage_nothing_and_founders_start_their_groups(
     new_group(sqlite_server, anne)
     early = eve.run("groups", "add", GROUP, eve.email)  # not its founder
     assert early.returncode != 0
-    assert "only the founder" in early.stderr
+    assert "only its founder starts it" in early.stderr
     empty = eve.run("send", str(source(tmp_path, "x", b"x")), "--to", f"group:{GROUP}")
     assert empty.returncode != 0
     assert "has no members yet" in empty.stderr
@@ -138,6 +140,9 @@ def test_members_manage_nothing_and_founders_start_their_groups(
     assert refused.returncode != 0
     assert "without being one of its administrators" in refused.stderr
     anne.ok("groups", "add", GROUP, bruno.email, "--admin")
+    unsaid = anne.run("groups", "add", GROUP, bruno.email)  # no silent demotion
+    assert unsaid.returncode != 0
+    assert f"{bruno.email} is already an administrator" in unsaid.stderr
     bruno.ok("groups", "add", GROUP, eve.email)
     last = anne.run("groups", "remove", GROUP, anne.email)
     assert last.returncode == 0, last.stderr  # bruno is an administrator too
@@ -173,9 +178,11 @@ def test_group_routes_need_an_account_and_its_own_devices(
     assert httpx.get(url, headers=bearer(eve)).json()["changes"] == []
 
 
-def _slip_in(server: Server, email: str) -> None:
+def _slip_in(server: Server, email: str, *, logged_device: bool) -> None:
     """What whoever runs the server can do behind the administrators' backs: add an account
-    to the group with a change signed by a key of its own, logged like any other."""
+    to the group with a change signed by a key of its own, logged like any other. With
+    `logged_device`, the key is also logged as a device of the administrator, at once marked
+    removed so that it is never handed out with the administrator's keys."""
     engine = make_engine(database_url(server.data, server.database_url))
     try:
         with Session(engine) as session:
@@ -183,25 +190,42 @@ def _slip_in(server: Server, email: str) -> None:
             rows = session.query(models.GroupChange).order_by(models.GroupChange.seq).all()
             history = [json.loads(r.change) for r in rows]
             state = groups.replay(history, group.id, GROUP, lambda e, d: _any_bundle(session, d))
-            intruder = session.query(models.User).filter_by(email=email).one()
-            made_up = DeviceIdentity.generate(state.admins()[0])
+            admin = state.admins()[0]
+            made_up, now = DeviceIdentity.generate(admin), rows[-1].created_at
+            if logged_device:
+                _log_device(session, made_up, admin, now)
             doc = groups.sign_change(made_up, state, groups.ADD, email, groups.MEMBER)
-            digest = groups.digest(doc)
-            entry = keylog.group_member_added(group.id, email, digest, rows[-1].created_at)
+            entry = keylog.group_member_added(group.id, email, groups.digest(doc), now)
             session.add(
                 models.GroupChange(
                     group_id=group.id,
                     seq=state.seq + 1,
                     change=json.dumps(doc),
-                    digest=digest,
+                    digest=groups.digest(doc),
                     log_index=key_log.append(session, entry),
-                    created_at=rows[-1].created_at,
+                    created_at=now,
                 )
             )
+            intruder = session.query(models.User).filter_by(email=email).one()
             session.add(models.GroupMember(group_id=group.id, user_id=intruder.id, role="member"))
             session.commit()
     finally:
         engine.dispose()
+
+
+def _log_device(session: Session, identity: DeviceIdentity, email: str, now: datetime) -> None:
+    bundle = identity.public_bundle()
+    owner = session.query(models.User).filter_by(email=email).one()
+    device = models.Device(
+        id=bundle.device,
+        user_id=owner.id,
+        bundle=canonical_json(bundle.signed).decode(),
+        created_at=now,
+        state="removed",
+        removed_at=now,
+    )
+    device.log_index = key_log.append(session, keylog.device_published(bundle, now))
+    session.add(device)
 
 
 def _any_bundle(session: Session, device: str) -> PublicBundle:
@@ -214,11 +238,28 @@ def test_a_member_the_server_slips_in_is_refused(sqlite_server: Server, tmp_path
     anne, lab, mallory = (make_user(sqlite_server, tmp_path, n) for n in ("anne", "lab", "mallory"))
     new_group(sqlite_server, anne)
     anne.ok("groups", "add", GROUP, lab.email)
-    _slip_in(sqlite_server, mallory.email)
+    _slip_in(sqlite_server, mallory.email, logged_device=False)
     refused = lab.run("send", str(source(tmp_path, "x.csv", b"x")), "--to", f"group:{GROUP}")
     assert refused.returncode != 0
     assert "did not prove the keys of device" in refused.stderr
     assert "Traceback" not in refused.stderr
+    assert mallory.ok("inbox", "--json").json() == []
+
+
+def test_a_signer_the_server_made_up_and_logged_is_refused(
+    sqlite_server: Server, tmp_path: Path
+) -> None:
+    anne, lab, mallory = (make_user(sqlite_server, tmp_path, n) for n in ("anne", "lab", "mallory"))
+    new_group(sqlite_server, anne)
+    anne.ok("groups", "add", GROUP, lab.email)
+    lab.send(source(tmp_path, "a.csv", b"a"), to=f"group:{GROUP}")  # pins the group and anne
+    _slip_in(sqlite_server, mallory.email, logged_device=True)
+    for who in (lab, anne):  # a sender that pinned anne, and anne herself
+        refused = who.run("send", str(source(tmp_path, "b.csv", b"b")), "--to", f"group:{GROUP}")
+        assert refused.returncode != 0
+        assert f"of {anne.email}, which this device never saw" in refused.stderr
+        assert "Traceback" not in refused.stderr
+    assert anne.run("groups", "show", GROUP).returncode != 0
     assert mallory.ok("inbox", "--json").json() == []
 
 
@@ -237,6 +278,20 @@ def test_a_rewritten_history_is_refused(sqlite_server: Server, tmp_path: Path) -
     refused = lab.run("send", str(source(tmp_path, "b.csv", b"b")), "--to", f"group:{GROUP}")
     assert refused.returncode != 0
     assert f"the membership history of group {GROUP} differs" in refused.stderr
+    engine = make_engine(database_url(sqlite_server.data, sqlite_server.database_url))
+    try:
+        with Session(engine) as session:  # now all of it: the group looks never started
+            session.query(models.GroupChange).delete()
+            session.commit()
+    finally:
+        engine.dispose()
+    for who, verb in (
+        (lab, ("send", str(tmp_path / "b.csv"), "--to", f"group:{GROUP}")),
+        (anne, ("groups", "add", GROUP, lab.email)),
+    ):
+        refused = who.run(*verb)
+        assert refused.returncode != 0
+        assert f"the membership history of group {GROUP} differs" in refused.stderr
 
 
 def test_a_member_whose_keys_changed_stops_the_send(sqlite_server: Server, tmp_path: Path) -> None:
@@ -282,3 +337,37 @@ def test_the_directory_lists_groups_and_organisations(
     orgs = lab.ok("directory", "search", "ars", "--json").json()
     organisation = {"kind": "organisation", "name": "ars-idf", "title": "ARS Île-de-France"}
     assert organisation | {"members": None, "pinned": False} in orgs
+
+
+def test_without_names_members_only(sqlite_server: Server, tmp_path: Path) -> None:
+    anne, lab = (make_user(sqlite_server, tmp_path, n) for n in ("anne", "lab"))
+    new_group(sqlite_server, anne)
+    anne.ok("groups", "add", GROUP, lab.email)
+    typo = lab.run(
+        "send",
+        str(source(tmp_path, "a.csv", b"a")),
+        "--to",
+        f"group:{GROUP}",
+        "--without",
+        "anne@example.og",
+    )
+    assert typo.returncode != 0
+    assert "anne@example.og: not a member of any group sent to" in typo.stderr
+    assert lab.ok("outbox", "--json").json() == []
+
+
+def test_one_group_named_twice_is_one_group(sqlite_server: Server, tmp_path: Path) -> None:
+    anne, lab = (make_user(sqlite_server, tmp_path, n) for n in ("anne", "lab"))
+    new_group(sqlite_server, anne)
+    anne.ok("groups", "add", GROUP, lab.email)
+    body = {
+        "recipients": [],
+        "groups": [
+            {"name": GROUP, "members": [anne.email]},
+            {"name": f"group:{GROUP.upper()}", "members": [anne.email]},
+        ],
+        "files": 1,
+    }
+    made = httpx.post(f"{sqlite_server.url}/api/v1/transfers", json=body, headers=bearer(lab))
+    assert made.status_code == 201, made.text
+    assert made.json()["recipients"] == [anne.email]

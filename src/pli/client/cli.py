@@ -1002,12 +1002,19 @@ def groups_list(as_json: JsonOpt = False) -> None:
 def groups_add(
     name: GroupArg,
     email: str,
-    admin: Annotated[bool, typer.Option("--admin", help="Make them an administrator.")] = False,
+    admin: Annotated[
+        bool | None,
+        typer.Option(
+            "--admin/--member",
+            help="Make them an administrator, or a member (to change the role of one already in).",
+        ),
+    ] = None,
 ) -> None:
     """Add a member (or change their role), signed with this device's key. You must be one
     of the group's administrators (or its founder, for its first members)."""
+    role = None if admin is None else "admin" if admin else "member"
     with client() as c:
-        unlocked(c).change_group(name, "add", email, "admin" if admin else "member")
+        unlocked(c).change_group(name, "add", email, role)
     err.print(
         _clean(f"{email} is now {'an administrator' if admin else 'a member'} of {name}"),
         markup=False,

@@ -15,7 +15,7 @@ from typing import Any
 from pli.client.state import Home
 from pli.crypto import devices, groups
 from pli.crypto.bundle import PublicBundle, parse_bundle
-from pli.errors import CryptoError, TrustError
+from pli.errors import ConfigError, CryptoError, TrustError
 
 PINS = "pins.json"
 
@@ -105,26 +105,56 @@ class PinStore:
         """Every pinned account, by email."""
         return [p for email in sorted(self._all()) if (p := self.get(email)) is not None]
 
-    def _save(self, email: str, bundles: list[PublicBundle], verified: bool) -> None:
+    def _save(
+        self, email: str, bundles: list[PublicBundle], verified: bool, since: int | None = None
+    ) -> None:
+        """Pin `bundles`. Kept beside them: every device key ever pinned for the account
+        (`seen`), and the key log's size when it was first pinned (`since`): what a group
+        change's signer is checked against (`trusted_signer`)."""
         data = self._all()
-        data[email] = {"devices": [b.signed for b in bundles], "verified": verified}
+        before = data.get(email) or {}
+        seen = {tuple(k) for k in before.get("seen", []) if isinstance(k, list)}
+        seen |= {(b.device, b.ed25519) for b in bundles}
+        data[email] = {
+            "devices": [b.signed for b in bundles],
+            "verified": verified,
+            "seen": sorted([d, k] for d, k in seen),
+            "since": before.get("since", since if since is not None else 0),
+        }
         self._home.write_json(PINS, data)
+
+    def trusted_signer(self, email: str, bundle: PublicBundle, activated: int, logged: int) -> bool:
+        """Whether `bundle`, a device of `email` whose keys the key log made active at entry
+        `activated`, may have signed what the log recorded at entry `logged`: a device this
+        client pinned for the account at some time, or one older than the account's first pin
+        here (trusted on first use with the rest of its history, as keys are). A device the
+        server made up for the account after that is neither."""
+        entry = self._all().get(email) or {}
+        seen = {tuple(k) for k in entry.get("seen", []) if isinstance(k, list)}
+        pinned = self.get(email)
+        current = {(b.device, b.ed25519) for b in pinned.bundles} if pinned else set()
+        if (bundle.device, bundle.ed25519) in seen | current:
+            return True
+        since = entry.get("since", 0)
+        return isinstance(since, int) and activated < since and logged < since
 
     def check(
         self,
         email: str,
         bundles: list[PublicBundle],
         approvals: Mapping[str, Any] | None = None,
+        log_size: int | None = None,
     ) -> Pinned:
         """Pin on first use; return the pinned keys if unchanged. A change is accepted when
         its every new device was approved by a device already trusted (`approvals`: device id
         -> signed approval) and is then pinned as verified as the keys before; devices that
-        left are dropped. Any other change is refused."""
+        left are dropped. Any other change is refused. `log_size`: the key log's size as the
+        client last verified it, kept with a first pin."""
         if not bundles:
             raise TrustError(f"{email} has no keys yet: ask them to run `pli keys init`")
         pinned = self.get(email)
         if pinned is None:
-            self._save(email, bundles, verified=False)
+            self._save(email, bundles, verified=False, since=log_size)
             return Pinned(email, bundles, verified=False, first_use=True)
         if not same_keys(pinned.bundles, bundles):
             changes = approved_changes(pinned.bundles, bundles, approvals or {})
@@ -181,7 +211,7 @@ class GroupPins:
         """Check `state` against what was pinned, then pin it; whether it is the first use."""
         data = self._all()
         for group_id, pin in data.items():
-            if pin.get("name") == state.name and group_id != state.group:
+            if isinstance(pin, dict) and pin.get("name") == state.name and group_id != state.group:
                 raise TrustError(
                     f"group {state.name} is not the group this device sent to before: the "
                     "server now gives it another identity and history",
@@ -189,10 +219,17 @@ class GroupPins:
                     f"`pli groups forget {state.name}` and check its members before sending",
                 )
         pinned = data.get(state.group)
-        if not state.digests:
-            return pinned is None
         if pinned is not None:
-            groups.check_extends(state, pinned["seq"], pinned["head"], pinned["genesis"])
+            try:
+                seq, head, genesis = pinned["seq"], pinned["head"], pinned["genesis"]
+            except (KeyError, TypeError) as exc:
+                raise ConfigError(
+                    f"{self._home.path / GROUP_PINS} is corrupted",
+                    hint=f"run `pli groups forget {state.name}`, then check its members",
+                ) from exc
+            groups.check_extends(state, seq, head, genesis)
+        if not state.digests:
+            return True
         data[state.group] = {
             "name": state.name,
             "genesis": state.digests[0],
@@ -208,6 +245,6 @@ class GroupPins:
 
     def forget(self, name: str) -> bool:
         data = self._all()
-        kept = {k: v for k, v in data.items() if v.get("name") != name}
+        kept = {k: v for k, v in data.items() if not isinstance(v, dict) or v.get("name") != name}
         self._home.write_json(GROUP_PINS, kept)
         return len(kept) != len(data)

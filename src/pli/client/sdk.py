@@ -34,6 +34,7 @@ from pli.client.state import Home
 from pli.client.transparency import (
     LogStore,
     Offered,
+    Signature,
     checked_group,
     checked_keys,
     claimed_member,
@@ -585,10 +586,16 @@ class Client:
         path = f"/api/v1/users/{_path_part(email)}/devices"
         return checked_keys(self.key_log, email, self.api.request("GET", path, params=params))
 
+    def _log_size(self) -> int:
+        head = self.key_log.head()
+        return 0 if head is None else head.size
+
     def pinned_keys(self, email: str) -> list[PublicBundle]:
         """Keys of `email`, checked against (or pinned as) the ones seen before."""
         offered = self.offered_keys(email)
-        pinned = self.pins.check(email, offered.bundles, offered.approvals)
+        pinned = self.pins.check(
+            email, offered.bundles, offered.approvals, log_size=self._log_size()
+        )
         if pinned.first_use and email != self.email:
             prints = ", ".join(b.fingerprint for b in pinned.bundles)
             self.notices.append(f"first use of {email}'s keys (not yet verified): {prints}")
@@ -614,6 +621,8 @@ class Client:
         if kind in ("group", "organisation") and isinstance(name, str):
             if kind == "organisation":
                 return DirectoryEntry(kind, None, [], False, False, name=name, title=title)
+            if gs.NAME.fullmatch(name) is None:
+                raise TransportError("the server sent a malformed directory answer")
             group = self.group(name, pin=False)
             seen = self._group_pins.pinned_head(group.id) == group.history
             return DirectoryEntry(
@@ -636,17 +645,21 @@ class Client:
 
     def group(self, name: str, *, pin: bool = True) -> GroupInfo:
         """Group `name` (`org/group` or `group:org/group`) as its signed history gives it:
-        every change checked and proved in the key log, the history extending the one this
-        device pinned (and pinned now, with `pin`)."""
+        every change checked and proved in the key log, signed by a device this client
+        trusts for its administrator, the history extending the one this device pinned
+        (and pinned now, with `pin`)."""
         org, slug = gs.parse_name(name)
         state, answer = self._group_state(f"{org}/{slug}")
         first = self._group_pins.check(state) if pin else None
+        organisation = answer.get("organisation")
         return GroupInfo(
             id=state.group,
             name=state.name,
             title=str(answer.get("title", "")),
-            organisation=str((answer.get("organisation") or {}).get("name", org)),
-            founder=str(answer.get("founder", "")),
+            organisation=str(organisation.get("name", org))
+            if isinstance(organisation, dict)
+            else org,
+            founder=state.founder or f"{answer.get('founder', '')} (named by the server)",
             members=dict(state.members),
             seq=state.seq,
             history=state.head,
@@ -659,25 +672,82 @@ class Client:
         answer = self.api.request("GET", f"/api/v1/groups/{name}", params=params)
         if not isinstance(answer, dict):
             raise TransportError(f"the server sent a malformed answer for group {name}")
-        return checked_group(self.key_log, name, answer), answer
+        state, signatures = checked_group(self.key_log, name, answer)
+        self._check_signers(state, signatures)
+        return state, answer
+
+    def _check_signers(self, state: gs.GroupState, signatures: list[Signature]) -> None:
+        """Every change signed by a device this client trusts for its signer: one of the
+        keys it pinned for the account (refreshed now, as for a send), or one older than its
+        first pin of the account. A device the server made up for an administrator, even one
+        it then marks removed so as not to hand it out, is neither."""
+        refreshed: set[str] = set()
+        for signature in signatures:
+            change = signature.change
+            if change.by not in refreshed:
+                self.pinned_keys(change.by)
+                refreshed.add(change.by)
+            if not self.pins.trusted_signer(
+                change.by, signature.bundle, signature.activated, signature.logged
+            ):
+                raise TamperingError(
+                    f"change {change.seq} of group {state.name} is signed by device "
+                    f"{change.device} of {change.by}, which this device never saw among "
+                    f"{change.by}'s keys and which the key log made active after it pinned "
+                    "them",
+                    hint=f"send nothing to this group; ask {change.by} (`pli keys audit` on "
+                    "their side shows a device they did not make) and tell your administrator",
+                )
 
     def change_group(self, name: str, action: str, email: str, role: str | None = None) -> None:
         """As an administrator of group `name`, sign and post one change: add `email` (or
         change its role), or remove it. The founder's first change also signs them in as the
-        group's first administrator."""
+        group's first administrator. The change is checked before anything is posted, and
+        found in the group's history afterwards."""
         org, slug = gs.parse_name(name)
         name, email = f"{org}/{slug}", email.strip().lower()
+        state, answer = self._group_state(name)
+        self._group_pins.check(state)
+        changes = []
+        if not state.digests:
+            if answer.get("founder") != self.email:
+                raise ForbiddenError(f"group {name} has no members yet: only its founder starts it")
+            changes.append(self._signed_change(state, gs.ADD, self.email, gs.ADMIN))
+            if (action, email, role or gs.ADMIN) == (gs.ADD, self.email, gs.ADMIN):
+                email = ""
+        if email and action == gs.ADD and role is None and email in state.members:
+            held = "an administrator" if state.members[email] == gs.ADMIN else "a member"
+            raise UsageError(
+                f"{email} is already {held} of group {name}",
+                hint="to change their role, say which: --admin or --member",
+            )
+        if email:
+            changes.append(self._signed_change(state, action, email, role))
+        for signed in changes:
+            self._post_change(name, signed)
         state, _answer = self._group_state(name)
         self._group_pins.check(state)
-        if not state.digests:
-            founding = gs.sign_change(self.identity, state, gs.ADD, self.email, gs.ADMIN)
-            self._post_change(name, founding)
-            state, _answer = self._group_state(name)
-            self._group_pins.check(state)
-            if (action, email, role or gs.ADMIN) == (gs.ADD, self.email, gs.ADMIN):
-                return
-        self._post_change(name, gs.sign_change(self.identity, state, action, email, role))
-        self.group(name)
+        if any(
+            gs.claimed(c).seq >= len(state.digests)
+            or state.digests[gs.claimed(c).seq] != gs.digest(c)
+            for c in changes
+        ):
+            raise TamperingError(
+                f"the server accepted a change to group {name} but does not show it",
+                hint="tell your administrator: senders may still see the group as it was",
+            )
+
+    def _signed_change(
+        self, state: gs.GroupState, action: str, email: str, role: str | None
+    ) -> dict[str, Any]:
+        """The next change to the group in `state`, signed here, and applied to `state`; a
+        change the group would refuse is a UsageError, and nothing is signed."""
+        try:
+            signed = gs.sign_change(self.identity, state, action, email, role)
+        except (IntegrityError, SignatureError) as exc:
+            raise UsageError(f"group {state.name}: {exc.message}") from exc
+        state.apply(signed)
+        return signed
 
     def _post_change(self, name: str, signed: dict[str, Any]) -> None:
         self.api.request("POST", f"/api/v1/groups/{name}/changes", json={"change": signed})
@@ -693,10 +763,10 @@ class Client:
 
     def _group_recipients(
         self, name: str, everyone: dict[str, list[PublicBundle]], without: set[str]
-    ) -> tuple[str, list[str]]:
+    ) -> tuple[str, list[str], set[str]]:
         """The members of group `name` a send encrypts to (their keys added to `everyone`):
-        every member but this account and `without`. GroupMembersChangedError naming those
-        whose keys changed; nothing is sent then."""
+        every member but this account and `without`; and every member. GroupMembersChangedError
+        naming those whose keys changed; nothing is sent then."""
         info = self.group(name)
         if not info.members:
             raise UsageError(
@@ -719,7 +789,7 @@ class Client:
             kept.append(email)
         if stopped:
             raise GroupMembersChangedError(info.name, stopped, reasons)
-        return info.name, kept
+        return info.name, kept, set(info.members)
 
     # --- devices ------------------------------------------------------------------------------
 
@@ -877,7 +947,7 @@ class Client:
         if not offered:
             raise TrustError(f"{email} has no keys yet: ask them to run `pli keys init`")
         if before is None:
-            self.pins.check(email, offered)
+            self.pins.check(email, offered, log_size=self._log_size())
         mine = offered if email == self.email else self.pinned_keys(self.email)
         device = self.public_bundle()
         if not any(b.same_keys(device) for b in mine):
@@ -935,9 +1005,16 @@ class Client:
         direct = [t for t in named if not t.startswith("group:")]
         everyone = {email: self.pinned_keys(email) for email in direct}
         skipped = {w.strip().lower() for w in without}
-        through = dict(
+        reached = [
             self._group_recipients(t, everyone, skipped) for t in named if t.startswith("group:")
-        )
+        ]
+        members = {email for _name, _kept, all_members in reached for email in all_members}
+        if skipped - members:
+            raise UsageError(
+                f"{', '.join(sorted(skipped - members))}: not a member of any group sent to",
+                hint="--without leaves out members of the groups named with --to",
+            )
+        through = {name: kept for name, kept, _all in reached}
         if not everyone:
             raise UsageError("nobody is left to send to")
         own, mine = self.own_keys()

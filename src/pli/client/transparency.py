@@ -171,8 +171,9 @@ def checked_keys(store: LogStore, email: str, answer: Any) -> Offered:
     )
 
 
-def _check_logged(head: keylog.TreeHead, bundle: PublicBundle, item: Any) -> None:
-    """`item` proves that the entry which made `bundle`'s device active is in the log."""
+def _check_logged(head: keylog.TreeHead, bundle: PublicBundle, item: Any) -> int:
+    """`item` proves that the entry which made `bundle`'s device active is in the log; its
+    index."""
     missing = IntegrityError(
         f"the key log does not hold the keys of device {bundle.device} of {bundle.email}",
         hint="Do not use this key: the server may be handing out a key its owner never "
@@ -186,6 +187,7 @@ def _check_logged(head: keylog.TreeHead, bundle: PublicBundle, item: Any) -> Non
     ) != (bundle.email, bundle.device, keylog.bundle_digest(bundle)):
         raise missing
     keylog.check_inclusion(head, entry, index, path)
+    return index
 
 
 def _proved_entry(item: Any, missing: IntegrityError) -> tuple[int, keylog.Entry, list[bytes]]:
@@ -201,10 +203,24 @@ def _proved_entry(item: Any, missing: IntegrityError) -> tuple[int, keylog.Entry
     return index, entry, hashes(path, "key log inclusion proof")
 
 
-def checked_group(store: LogStore, name: str, answer: Any) -> groups.GroupState:
+@dataclass(frozen=True)
+class Signature:
+    """Who signed one change of a group, and where the key log put the two: the entry that
+    made the signing device active, and the change's own entry."""
+
+    change: groups.Change
+    bundle: PublicBundle
+    activated: int
+    logged: int
+
+
+def checked_group(
+    store: LogStore, name: str, answer: Any
+) -> tuple[groups.GroupState, list[Signature]]:
     """Check the server's answer to `/groups/{org}/{group}` and replay it: every signing
     device and every change proved in the key log by a head consistent with the one kept,
-    and the history valid (docs/spec/groups.md). The members are those the replay gives."""
+    and the history valid (docs/spec/groups.md). The members are those the replay gives;
+    whether each signer is one the client trusts is for its caller to check."""
     try:
         group_id, changes, signers = answer["id"], answer["changes"], answer["signers"]
         entries, log = answer["entries"], answer["log"]
@@ -230,17 +246,23 @@ def checked_group(store: LogStore, name: str, answer: Any) -> groups.GroupState:
                 f"the server did not prove the keys of device {device} of {email}, which "
                 f"signed a change of group {name}"
             )
-        return keys[(email, device)]
+        return keys[(email, device)][0]
 
     state = groups.replay(changes, group_id, name, signer_keys)
+    signatures = []
     for signed, item in zip(changes, entries, strict=True):
-        _check_change_logged(head, groups.claimed(signed), item)
-    return state
+        change = groups.claimed(signed)
+        bundle, activated = keys[(change.by, change.device)]
+        logged = _check_change_logged(head, change, item)
+        signatures.append(Signature(change, bundle, activated, logged))
+    return state, signatures
 
 
 def _proved_signers(
     head: keylog.TreeHead, signers: Any, name: str
-) -> dict[tuple[str, str], PublicBundle]:
+) -> dict[tuple[str, str], tuple[PublicBundle, int]]:
+    """(email, device) -> the signing device's bundle and the index of the key log entry that
+    made it active, each proved."""
     if not isinstance(signers, list):
         raise SignatureError(f"the server sent invalid signers for group {name}")
     keys = {}
@@ -250,13 +272,12 @@ def _proved_signers(
             proof = item["proof"]
         except (CryptoError, KeyError, TypeError) as exc:
             raise SignatureError(f"the server sent invalid signers for group {name}") from exc
-        _check_logged(head, bundle, proof)
-        keys[(bundle.email, bundle.device)] = bundle
+        keys[(bundle.email, bundle.device)] = (bundle, _check_logged(head, bundle, proof))
     return keys
 
 
-def _check_change_logged(head: keylog.TreeHead, change: groups.Change, item: Any) -> None:
-    """`item` proves that the key log holds the entry recording `change`."""
+def _check_change_logged(head: keylog.TreeHead, change: groups.Change, item: Any) -> int:
+    """`item` proves that the key log holds the entry recording `change`; its index."""
     missing = IntegrityError(
         f"the key log does not hold change {change.seq} of group {change.name}",
         hint="Do not send to this group: the server may be showing a membership its "
@@ -277,3 +298,4 @@ def _check_change_logged(head: keylog.TreeHead, change: groups.Change, item: Any
     ):
         raise missing
     keylog.check_inclusion(head, entry, index, path)
+    return index

@@ -131,6 +131,24 @@ class GroupState:
     name: str
     members: dict[str, str] = field(default_factory=dict)  # email -> role
     digests: list[str] = field(default_factory=list)
+    founder: str = ""  # who signed change 0
+
+    def apply(self, signed: Any) -> None:
+        """Apply the next change, well-formed and allowed, in place (its signature is the
+        caller's to check: `replay` does). IntegrityError if the group must refuse it."""
+        change = claimed(signed)
+        if (change.group, change.name) != (self.group, self.name):
+            raise IntegrityError(f"the server mixed a change of another group into {self.name}")
+        if change.seq != len(self.digests) or change.prev != self.head:
+            raise IntegrityError(
+                f"the membership history of group {self.name} is out of order or has a gap "
+                f"at change {len(self.digests)}",
+                hint="the server may be hiding or replaying changes: tell your administrator",
+            )
+        _apply(self, change)
+        self.digests.append(change.digest)
+        if change.seq == 0:
+            self.founder = change.by
 
     @property
     def seq(self) -> int:
@@ -168,7 +186,7 @@ def sign_change(
     if action == ADD:
         doc["role"] = role or MEMBER
     signed = identity.sign(CHANGE_KIND, doc)
-    _apply(GroupState(state.group, state.name, dict(state.members), []), claimed(signed))
+    _apply(GroupState(state.group, state.name, dict(state.members)), claimed(signed))
     return signed
 
 
@@ -180,20 +198,11 @@ def replay(changes: Sequence[Any], group: str, name: str, signer_keys: SignerKey
     state = GroupState(group, name)
     for seq, signed in enumerate(changes):
         change = claimed(signed)
-        if (change.group, change.name) != (group, name):
-            raise IntegrityError(f"the server mixed a change of another group into {name}")
-        if change.seq != seq or change.prev != state.head:
-            raise IntegrityError(
-                f"the membership history of group {name} is out of order or has a gap "
-                f"at change {seq}",
-                hint="the server may be hiding or replaying changes: tell your administrator",
-            )
         bundle = signer_keys(change.by, change.device)
         if (bundle.email, bundle.device) != (change.by, change.device):
             raise SignatureError(f"change {seq} of group {name} names another signer")
         signing.verify(signing.public_key(bundle.ed25519), CHANGE_KIND, signed)
-        _apply(state, change)
-        state.digests.append(change.digest)
+        state.apply(signed)
     return state
 
 

@@ -209,17 +209,22 @@ def of_user(session: Session, user: models.User) -> list[tuple[str, str, str]]:
     return [(f"{o}/{g}", title, role) for o, g, title, role in session.execute(stmt)]
 
 
+def lock(session: Session, group_id: str) -> None:
+    """Lock the group's row (an UPDATE that changes nothing: the row's lock on PostgreSQL, the
+    write lock on SQLite). Changes to a group, and sends through it, queue here: a change is
+    checked against the history it extends, a send against the members it names."""
+    session.execute(
+        update(models.Group).where(models.Group.id == group_id).values(id=models.Group.id)
+    )
+
+
 def apply(
     session: Session, name: str, caller: models.User, signed: object, *, now: datetime
 ) -> models.GroupChange:
     """Apply one signed change by `caller` to group `name`: checked against the history as a
     replay checks it, logged in the key log, and applied to the members (a removed member
     loses what reached them through the group)."""
-    record = find(session, name)
-    # Changes to one group queue here: the next one is checked against the history it extends.
-    session.execute(
-        update(models.Group).where(models.Group.id == record.group.id).values(id=models.Group.id)
-    )
+    lock(session, find(session, name).group.id)
     record = find(session, name)
     change = _authorised(session, record, caller, signed)
     state = _replayed(session, record, signed)

@@ -22,6 +22,7 @@ from sqlalchemy.orm import Session
 
 from pli.audit import log as audit
 from pli.audit.chain import Event
+from pli.crypto.groups import parse_name as parse_group_name
 from pli.errors import ConflictError, ForbiddenError, GoneError, NotFoundError, UsageError
 from pli.server import notify
 from pli.server.config import Settings
@@ -186,10 +187,18 @@ def create(
 
 
 def _through_groups(session: Session, groups: Mapping[str, Sequence[str]]) -> dict[str, list[str]]:
-    """email -> the ids of the groups of `groups` it is reached through."""
-    through: dict[str, list[str]] = {}
+    """email -> the ids of the groups of `groups` it is reached through. Each group is locked
+    first, as a change to it is: a removal waits for this send to commit, then takes what
+    reached the member through the group, this transfer included."""
+    named: dict[str, set[str]] = {}
     for name, emails in groups.items():
-        members = {email.strip().lower() for email in emails}
+        org, slug = parse_group_name(name)
+        named.setdefault(f"{org}/{slug}", set()).update(e.strip().lower() for e in emails)
+    records = [group_service.find(session, name) for name in sorted(named)]
+    for record in sorted(records, key=lambda r: r.group.id):
+        group_service.lock(session, record.group.id)
+    through: dict[str, list[str]] = {}
+    for name, members in sorted(named.items()):
         record = group_service.check_members(session, name, sorted(members))
         for email in members:
             through.setdefault(email, []).append(record.group.id)
