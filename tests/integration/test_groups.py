@@ -324,7 +324,9 @@ def test_the_directory_lists_groups_and_organisations(
     new_group(sqlite_server, anne)
     anne.ok("groups", "add", GROUP, lab.email)
     found = lab.ok("directory", "search", "veille", "--json").json()
+    shown = anne.ok("groups", "show", GROUP, "--json").json()
     group = {
+        "history": shown["history"],
         "kind": "group",
         "name": GROUP,
         "title": "Veille sanitaire",
@@ -336,7 +338,10 @@ def test_the_directory_lists_groups_and_organisations(
     assert lab.ok("directory", "search", "veille", "--json").json() == [group | {"pinned": True}]
     orgs = lab.ok("directory", "search", "ars", "--json").json()
     organisation = {"kind": "organisation", "name": "ars-idf", "title": "ARS Île-de-France"}
-    assert organisation | {"members": None, "pinned": False} in orgs
+    assert organisation | {"members": None, "history": None, "pinned": False} in orgs
+    text = lab.ok("directory", "search", "veille").stdout
+    assert f"group:{GROUP}  Veille sanitaire  2 members, history pinned, history " in text
+    assert shown["history"][:16] in text
 
 
 def test_without_names_members_only(sqlite_server: Server, tmp_path: Path) -> None:

@@ -927,6 +927,7 @@ def _directory_json(entry: DirectoryEntry) -> dict[str, object]:
             "name": entry.name,
             "title": entry.title,
             "members": entry.members,
+            "history": entry.history,
             "pinned": entry.pinned,
         }
     return {
@@ -944,7 +945,9 @@ def _directory_lines(entry: DirectoryEntry) -> list[str]:
     if entry.kind == "group":
         seen = "history pinned" if entry.pinned else "not used here yet"
         members = entry.members or {}
-        return [f"group:{entry.name}  {entry.title or ''}  {len(members)} members, {seen}"] + [
+        history = (entry.history or "")[:16] or "empty"
+        first = f"group:{entry.name}  {entry.title or ''}  {len(members)} members, {seen}"
+        return [f"{first}, history {history}"] + [
             f"    {email}{' (admin)' if role == 'admin' else ''}"
             for email, role in sorted(members.items())
         ]

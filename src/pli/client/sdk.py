@@ -233,6 +233,7 @@ class DirectoryEntry:
     name: str | None = None  # a group's org/group, an organisation's slug
     title: str | None = None
     members: dict[str, str] | None = None  # a group's, as its signed history gives them
+    history: str | None = None  # a group's: the digest of its last change, its fingerprint
 
 
 @dataclass(frozen=True)
@@ -626,7 +627,15 @@ class Client:
             group = self.group(name, pin=False)
             seen = self._group_pins.pinned_head(group.id) == group.history
             return DirectoryEntry(
-                kind, None, [], seen, False, name=name, title=title, members=group.members
+                kind,
+                None,
+                [],
+                seen,
+                False,
+                name=name,
+                title=title,
+                members=group.members,
+                history=group.history,
             )
         if not isinstance(email, str) or kind not in ("user", "service"):
             raise TransportError("the server sent a malformed directory answer")
