@@ -7,6 +7,7 @@
 import { h, replace } from "./app/dom.js";
 import { chosenLang, lang, setLang, t } from "./app/i18n.js";
 import { box } from "./app/pages/boxes.js";
+import { groupPage, groupsPage } from "./app/pages/groups.js";
 import { keysPage } from "./app/pages/keys.js";
 import { linkPage } from "./app/pages/link.js";
 import { linksPage } from "./app/pages/links.js";
@@ -69,6 +70,10 @@ function page(route: Route): HTMLElement {
       return keysPage();
     case "security":
       return securityPage();
+    case "groups":
+      return groupsPage();
+    case "group":
+      return groupPage(route.organisation, route.group);
     case "transfer":
       return transfer(route.id);
     case "links":
@@ -93,6 +98,8 @@ function title(route: Route): string {
     send: "sendTitle",
     keys: "keysTitle",
     security: "securityTitle",
+    groups: "groupsTitle",
+    group: "groupsTitle",
     transfer: "transferTitle",
     links: "linksTitle",
     requests: "requestsTitle",
@@ -129,14 +136,21 @@ function navigation(route: Route): HTMLElement {
     [{ page: "send" }, "navSend"],
     [{ page: "links" }, "navLinks"],
     [{ page: "requests" }, "navRequests"],
+    [{ page: "groups" }, "navGroups"],
     [{ page: "keys" }, "navKeys"],
     [{ page: "security" }, "navSecurity"],
   ];
   return h(
     "nav",
     { "aria-label": t("navigation") },
-    h("ul", {}, ...items.map(([target, key]) => h("li", {}, linkTo(target, t(key), route.page === target.page ? { "aria-current": "page" } : {})))),
+    h("ul", {}, ...items.map(([target, key]) => h("li", {}, linkTo(target, t(key), current(route, target))))),
   );
+}
+
+/** How the navigation's entry `target` marks where `route` is: a group's page is under Groups. */
+function current(route: Route, target: Route): Record<string, string> {
+  if (route.page === target.page) return { "aria-current": "page" };
+  return route.page === "group" && target.page === "groups" ? { "aria-current": "true" } : {};
 }
 
 setLang(chosenLang(), false);

@@ -14,6 +14,7 @@ import { GroupRefused, MemberRefused, NobodyToSend, provedGroup, resolveRecipien
 import { KeysChanged } from "../src/app/trust.js";
 import { alice, asked, changeEntry, Log, playServer, published, serve, V } from "./played.js";
 const G = V.group_changes;
+const ME = "alice@lab.example";
 const CHAIN = G.changes.map((c) => c.signed);
 const { alice: ALICE, bob: BOB } = G.bundles;
 
@@ -43,6 +44,7 @@ async function devicesAnswer(bundle: Signed, index: number): Promise<Record<stri
 beforeEach(() => {
   playServer();
   serve("/api/v1/groups/lab/qualite", () => groupAnswer());
+  serve("/api/v1/users/alice@lab.example/devices", () => devicesAnswer(ALICE, 0)); // the signer's
 });
 
 afterEach(() => vi.unstubAllGlobals());
@@ -59,30 +61,32 @@ async function refusal(attempt: Promise<unknown>): Promise<Error> {
 
 describe("a group's members, proved", () => {
   it("replays the chain under its proofs and pins it", async () => {
-    const group = await provedGroup("group:lab/qualite");
+    const group = await provedGroup("group:lab/qualite", ME);
     expect(group.id).toBe(G.group);
     expect(Object.fromEntries(group.members)).toEqual({ "alice@lab.example": "admin" });
     const pinned = JSON.parse(localStorage.getItem(`pli:group:${G.group}`) ?? "null") as unknown;
     expect(pinned).toEqual({ genesis: digest(CHAIN[0]), seq: 2, head: digest(CHAIN[2]) });
-    expect(asked[0]).toBe("/api/v1/groups/lab/qualite");
-    await provedGroup("lab/qualite");
-    expect(asked[1]).toBe(`/api/v1/groups/lab/qualite?log_size=${LEAVES.length}`);
+    await provedGroup("lab/qualite", ME);
+    const groupAsked = asked.filter((url) => url.startsWith("/api/v1/groups/"));
+    expect(groupAsked).toEqual(["/api/v1/groups/lab/qualite", `/api/v1/groups/lab/qualite?log_size=${LEAVES.length}`]);
+    // the signer's keys, refreshed each time the group is proved
+    expect(asked.filter((url) => url.startsWith("/api/v1/users/"))).toHaveLength(2);
   });
 
   it("refuses a history shorter than the one pinned, or rewritten", async () => {
-    await provedGroup("group:lab/qualite");
+    await provedGroup("group:lab/qualite", ME);
     serve("/api/v1/groups/lab/qualite", () => groupAnswer(2));
-    expect(await refusal(provedGroup("group:lab/qualite"))).toBeInstanceOf(TamperingError);
+    expect(await refusal(provedGroup("group:lab/qualite", ME))).toBeInstanceOf(TamperingError);
     localStorage.setItem(`pli:group:${G.group}`, JSON.stringify({ genesis: "0".repeat(64), seq: 0, head: "0".repeat(64) }));
     serve("/api/v1/groups/lab/qualite", () => groupAnswer());
-    expect(await refusal(provedGroup("group:lab/qualite"))).toBeInstanceOf(TamperingError);
+    expect(await refusal(provedGroup("group:lab/qualite", ME))).toBeInstanceOf(TamperingError);
   });
 
   it("accepts a longer history than the one pinned, and pins it", async () => {
     serve("/api/v1/groups/lab/qualite", () => groupAnswer(2));
-    expect(Object.fromEntries((await provedGroup("group:lab/qualite")).members)).toHaveProperty("bob@ars.example", "member");
+    expect(Object.fromEntries((await provedGroup("group:lab/qualite", ME)).members)).toHaveProperty("bob@ars.example", "member");
     serve("/api/v1/groups/lab/qualite", () => groupAnswer());
-    await provedGroup("group:lab/qualite");
+    await provedGroup("group:lab/qualite", ME);
     expect(JSON.parse(localStorage.getItem(`pli:group:${G.group}`) ?? "null")).toMatchObject({ seq: 2 });
   });
 
@@ -91,7 +95,7 @@ describe("a group's members, proved", () => {
       const answer = await groupAnswer();
       change(answer);
       serve("/api/v1/groups/lab/qualite", async () => answer);
-      return refusal(provedGroup("group:lab/qualite"));
+      return refusal(provedGroup("group:lab/qualite", ME));
     };
     expect(await altered((a) => (a.entries = [proof(2), proof(4), proof(3)]))).toBeInstanceOf(IntegrityError);
     expect(await altered((a) => (a.entries = [proof(2), proof(3)]))).toBeInstanceOf(IntegrityError);
@@ -107,7 +111,6 @@ describe("a send's recipients", () => {
   beforeEach(() => {
     serve("/api/v1/groups/lab/qualite", () => groupAnswer(2));
     serve("/api/v1/users/bob@ars.example/devices", () => devicesAnswer(BOB, 1));
-    serve("/api/v1/users/alice@lab.example/devices", () => devicesAnswer(ALICE, 0));
   });
 
   it("sends to every member but the sender, with each group's members named", async () => {

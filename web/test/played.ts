@@ -81,6 +81,13 @@ function path(m: number, hashes: Uint8Array[]): Uint8Array[] {
   return m < k ? [...path(m, hashes.slice(0, k)), mth(hashes.slice(k))] : [...path(m - k, hashes.slice(k)), mth(hashes.slice(0, k))];
 }
 
+/** RFC 6962's SUBPROOF(m, D[n], b). */
+function subproof(m: number, hashes: Uint8Array[], whole: boolean): Uint8Array[] {
+  if (m === hashes.length) return whole ? [] : [mth(hashes)];
+  const k = split(hashes.length);
+  return m <= k ? [...subproof(m, hashes.slice(0, k), whole), mth(hashes.slice(k))] : [...subproof(m - k, hashes.slice(k), false), mth(hashes.slice(0, k))];
+}
+
 /** A key log of `leaves`, with its proofs and its head signed by the vectors' server key. */
 export class Log {
   readonly hashes: Uint8Array[];
@@ -92,6 +99,11 @@ export class Log {
     return { index, leaf: this.leaves[index] ?? "", path: path(index, this.hashes).map(hex) };
   }
 
+  /** RFC 6962's PROOF(size, D[n]): that this log extends its first `size` leaves, in hex. */
+  consistency(size: number): string[] {
+    return size === 0 || size >= this.leaves.length ? [] : subproof(size, this.hashes, true).map(hex);
+  }
+
   head(): Promise<Signed> {
     const key = V.tree_head.server_ed25519_public;
     const doc = { kind: HEAD_KIND, log: logId(key), size: this.leaves.length, root: hex(mth(this.hashes)), time: "2026-03-01T09:00:00Z", key };
@@ -101,13 +113,28 @@ export class Log {
 
 // --- the played server ----------------------------------------------------------------------------
 
-const routes = new Map<string, (url: URL) => unknown>();
+/** What a route is asked: its URL, and the method and JSON body of the request. */
+export interface Asked {
+  url: URL;
+  method: string;
+  body: unknown;
+}
+
+/** A route's answer: JSON sent with status 200, or a Response sent as it is. */
+type Answer = (url: URL, request: Asked) => unknown;
+
+const routes = new Map<string, Answer>();
 /** Every URL asked, in order. */
 export const asked: string[] = [];
 
 /** Answer `route` (a path, percent-decoded, without its query) with what `answer` gives. */
-export function serve(route: string, answer: (url: URL) => unknown): void {
+export function serve(route: string, answer: Answer): void {
   routes.set(route, answer);
+}
+
+/** A problem document (RFC 9457), as the server refuses. */
+export function refusal(status: number, title: string, detail: string): Response {
+  return new Response(JSON.stringify({ title, detail, status }), { status, headers: { "content-type": "application/problem+json" } });
 }
 
 /** A fresh played server and browser storage: call in `beforeEach`, and `vi.unstubAllGlobals` after. */
@@ -116,12 +143,15 @@ export function playServer(): void {
   vi.stubGlobal("sessionStorage", new MemoryStorage());
   routes.clear();
   asked.length = 0;
-  vi.stubGlobal("fetch", async (url: string) => {
+  vi.stubGlobal("fetch", async (url: string, init?: RequestInit) => {
     const route = decodeURIComponent(url.split("?")[0] ?? "");
     asked.push(url);
     const answer = routes.get(route);
     if (!answer) return new Response(JSON.stringify({ title: "Not Found" }), { status: 404 });
-    return new Response(JSON.stringify(await answer(new URL(url, "https://pli.test"))), { status: 200, headers: { "content-type": "application/json" } });
+    const request = { url: new URL(url, "https://pli.test"), method: init?.method ?? "GET", body: typeof init?.body === "string" ? (JSON.parse(init.body) as unknown) : undefined };
+    const answered = await answer(request.url, request);
+    if (answered instanceof Response) return answered;
+    return new Response(JSON.stringify(answered), { status: 200, headers: { "content-type": "application/json" } });
   });
 }
 

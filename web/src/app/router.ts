@@ -14,12 +14,16 @@ export type Route =
   | { page: "links" }
   | { page: "requests" }
   | { page: "security" }
+  | { page: "groups" }
+  | { page: "group"; organisation: string; group: string }
   | { page: "transfer"; id: string }
   | { page: "link"; id: string }
   | { page: "request"; id: string }
   | { page: "notfound" };
 
 const ID = /^[A-Za-z0-9_-]{16,64}$/;
+/** One part of a group's name (docs/spec/groups.md, "Names"). */
+const SLUG = /^[a-z0-9](?:[a-z0-9-]{0,62}[a-z0-9])?$/;
 
 export function parse(pathname: string): Route {
   const parts = pathname.split("/").filter(Boolean);
@@ -29,13 +33,21 @@ export function parse(pathname: string): Route {
   if (first === "r" && second && ID.test(second) && parts.length === 2) return { page: "request", id: second };
   if (first !== "app") return { page: "notfound" };
   if (second === "t" && third && ID.test(third) && parts.length === 3) return { page: "transfer", id: third };
-  const simple = ["signin", "unlock", "inbox", "outbox", "send", "keys", "links", "requests", "security"] as const;
+  if (second === "groups" && parts.length === 4) return groupRoute(third, parts[3]);
+  const simple = ["signin", "unlock", "inbox", "outbox", "send", "keys", "links", "requests", "security", "groups"] as const;
   const found = simple.find((name) => name === second);
   return found && parts.length === 2 ? { page: found } : { page: "notfound" };
 }
 
+/** The page of group `organisation/group`, or "notfound" for a name no group can have. */
+function groupRoute(organisation = "", group = ""): Route {
+  return SLUG.test(organisation) && SLUG.test(group) ? { page: "group", organisation, group } : { page: "notfound" };
+}
+
 export function href(route: Route): string {
   switch (route.page) {
+    case "group":
+      return `/app/groups/${encodeURIComponent(route.organisation)}/${encodeURIComponent(route.group)}`;
     case "transfer":
       return `/app/t/${encodeURIComponent(route.id)}`;
     case "link":
@@ -92,7 +104,7 @@ const NEXT = "pli:next";
 /** Where to return after signing in and unlocking: a page of the app, never another site. */
 export function rememberNext(pathname: string): void {
   const route = parse(pathname);
-  if (["transfer", "outbox", "send", "keys", "links", "requests"].includes(route.page)) sessionStorage.setItem(NEXT, href(route));
+  if (["transfer", "outbox", "send", "keys", "links", "requests", "groups", "group"].includes(route.page)) sessionStorage.setItem(NEXT, href(route));
 }
 
 export function takeNext(): Route {

@@ -6,7 +6,9 @@
  * this browser's `localStorage`, per signed-in account; full keys, never fingerprints. Every key
  * must also be proved to be in the server's key log, against a head consistent with the last one
  * this browser verified; a new device its account approved, or a device that left, is accepted
- * without asking, as `pli` accepts it.
+ * without asking, as `pli` accepts it. Beside the pins, every device key ever pinned for an
+ * account and the key log's size at its first pin are kept: a group change must be signed by
+ * one of those devices, or by one older than that first pin (`trustedSigner`).
  */
 
 import { fromHex } from "../crypto/b64.js";
@@ -64,10 +66,87 @@ export function pins(me: string): Map<string, PublicKey[]> {
   return new Map(entries as [string, PublicKey[]][]);
 }
 
+/**
+ * Pin `devices` for `email`. Kept beside the pins, as `pli` keeps them: every device key ever
+ * pinned for the account, and the size of the key log head this browser held when it first
+ * pinned it (see `PinHistory`).
+ */
 export function pin(me: string, email: string, devices: PublicKey[]): void {
   const all = pins(me);
+  const before = all.get(email);
+  const kept = histories(me);
+  const history = kept.get(email) ?? historyOf(before, keptHead()?.size ?? 0);
+  const seen = new Map([...history.seen, ...devices.map((d): [string, string] => [d.device, d.ed25519])].map((k) => [JSON.stringify(k), k]));
+  kept.set(email, { seen: [...seen.values()].sort(([a], [b]) => a.localeCompare(b)), since: history.since });
   all.set(email, devices.map(({ email: e, device, age, ed25519 }) => ({ email: e, device, age, ed25519 })));
+  // The pins first: should the second write fail, a pin without its history counts as one
+  // made before histories were kept, which trusts fewer signers, not more.
   localStorage.setItem(store(me), JSON.stringify(Object.fromEntries(all)));
+  localStorage.setItem(historyStore(me), JSON.stringify(Object.fromEntries(kept)));
+}
+
+// --- what was ever pinned: the signers of a group's changes -------------------------------------
+
+/**
+ * What this browser ever pinned for an account, beside its current pins: every device key it
+ * pinned (`seen`, [device id, ed25519 key]), and `since`, the size of the key log head it held
+ * when it first pinned the account. A group change's signer is checked against them
+ * (`trustedSigner`). For a pin made before they were kept: its devices, and 0.
+ */
+export interface PinHistory {
+  seen: [string, string][];
+  since: number;
+}
+
+function historyStore(me: string): string {
+  return `pli:pin-history:${me}`;
+}
+
+function historyOf(pinned: PublicKey[] | undefined, size: number): PinHistory {
+  return pinned ? { seen: pinned.map((k) => [k.device, k.ed25519]), since: 0 } : { seen: [], since: size };
+}
+
+function isHistory(value: unknown): value is PinHistory {
+  if (!value || typeof value !== "object") return false;
+  const { seen, since } = value as Record<string, unknown>;
+  const isPair = (k: unknown) => Array.isArray(k) && k.length === 2 && k.every((part) => typeof part === "string");
+  return Array.isArray(seen) && seen.every(isPair) && typeof since === "number" && Number.isSafeInteger(since) && since >= 0;
+}
+
+function histories(me: string): Map<string, PinHistory> {
+  const text = localStorage.getItem(historyStore(me));
+  if (text === null) return new Map();
+  let value: unknown;
+  try {
+    value = JSON.parse(text);
+  } catch {
+    throw new PinsDamaged();
+  }
+  if (!value || typeof value !== "object" || Array.isArray(value)) throw new PinsDamaged();
+  const entries = Object.entries(value as Record<string, unknown>);
+  if (!entries.every(([, history]) => isHistory(history))) throw new PinsDamaged();
+  return new Map(entries as [string, PinHistory][]);
+}
+
+/** What this browser ever pinned for `email` (see `PinHistory`), or null if it never pinned it. */
+export function pinHistory(me: string, email: string): PinHistory | null {
+  const pinned = pins(me).get(email);
+  return histories(me).get(email) ?? (pinned ? historyOf(pinned, 0) : null);
+}
+
+/**
+ * Whether `device`, a device of `email` the key log made active at entry `activated`, may have
+ * signed what the log recorded at entry `logged`: a device this browser pinned for the account
+ * at some time, or one older than its first pin of the account here (trusted on first use with
+ * the rest of its history, as keys are). A device the server made up for the account after
+ * that is neither, even one it marks removed at once so as never to hand it out.
+ */
+export function trustedSigner(me: string, email: string, device: PublicKey, activated: number, logged: number): boolean {
+  const history = pinHistory(me, email);
+  if (history === null) return false;
+  const current = (pins(me).get(email) ?? []).map((k): [string, string] => [k.device, k.ed25519]);
+  if ([...history.seen, ...current].some(([id, key]) => id === device.device && key === device.ed25519)) return true;
+  return activated < history.since && logged < history.since;
 }
 
 function verifiedStore(me: string): string {

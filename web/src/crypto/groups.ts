@@ -10,8 +10,10 @@
  *     digest(signed)                       SHA-256 hex of canonical(envelope)
  *     claimed(signed)                      the change, well formed, signature not yet checked
  *     replay(changes, group, name, keys)   the members the chain proves, or a refusal
+ *     replayHistory(…)                     the same, an empty history allowed (no members)
  *     checkExtends(state, pinned)          the chain still holds what this browser saw before
  *     signChange(identity, state, …)       an administrator's next change
+ *     applyChange(state, signed)           that change applied, its signature not checked
  *     expectedEntry(change)                the key log entry that records a change
  *
  * A malformed change or a bad signature is a SignatureError; a change out of order, of another
@@ -238,6 +240,27 @@ export async function replay(
   name: string,
   signerKeys: SignerKeys,
 ): Promise<GroupState> {
+  const state = await replayHistory(changes, group, name, signerKeys);
+  if (state.digests.length === 0) throw noMembersYet(name);
+  return state;
+}
+
+/** The refusal of a group without any signed change: nobody to send to until its founder
+ * signs change 0. */
+export function noMembersYet(name: string): IntegrityError {
+  return new IntegrityError(`group ${name} has no signed members yet: its administrator adds the first members`);
+}
+
+/**
+ * `replay`, but a history without any change is a group without members, whose founder has
+ * not signed its first change yet (what its administration starts from), not a refusal.
+ */
+export async function replayHistory(
+  changes: readonly unknown[],
+  group: string,
+  name: string,
+  signerKeys: SignerKeys,
+): Promise<GroupState> {
   if (!Array.isArray(changes) || changes.length > MAX_CHANGES) {
     throw new IntegrityError(`the server sent a malformed membership history for group ${name}`);
   }
@@ -248,9 +271,6 @@ export async function replay(
     await checkSignature(state, change, signerKeys);
     apply(state, change);
     state.digests.push(digest(change.signed));
-  }
-  if (state.digests.length === 0) {
-    throw new IntegrityError(`group ${name} has no signed members yet: its administrator adds the first members`);
   }
   return state;
 }
@@ -300,11 +320,25 @@ export async function signChange(
   };
   if (action === "add") doc.role = role ?? "member";
   const signed = await signDoc(CHANGE_KIND, doc, identity.seed);
-  const copy = { ...state, members: new Map(state.members), digests: [...state.digests] };
-  const change = claimed(signed);
-  checkPlace(copy, change);
-  apply(copy, change);
+  applyChange(copyState(state), signed);
   return signed;
+}
+
+/** A copy of `state` that changes apply to without touching `state`. */
+export function copyState(state: GroupState): GroupState {
+  return { ...state, members: new Map(state.members), digests: [...state.digests] };
+}
+
+/**
+ * Apply `signed`, the next change of the group in `state`, to `state` in place: well formed, in
+ * place in the chain, by an administrator and allowed (its signature is the caller's to check:
+ * `replay` does). A SignatureError or an IntegrityError if the group must refuse it.
+ */
+export function applyChange(state: GroupState, signed: unknown): void {
+  const change = claimed(signed);
+  checkPlace(state, change);
+  apply(state, change);
+  state.digests.push(digest(change.signed));
 }
 
 /** The key log entry that records `change` (docs/spec/groups.md, "The key log"), but its time. */

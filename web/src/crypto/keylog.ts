@@ -10,6 +10,7 @@
  *     logId(key), bundleDigest(envelope), proofFromHex(hashes)
  *     checkLogged(head, bundle, envelope, …)  check 1: a key is used only if it is in the log
  *     checkEntry(head, item, matches, …)      any entry the server proves, such as a group's
+ *     provedEntry(head, item, matches, …)     the same, with the entry's index in the log
  *     advance(trusted, seen, proof)           check 2: the head to keep, or a fork
  *     Frontier, audit, unknownDevices         an account's audit of its own entries
  *
@@ -415,6 +416,16 @@ export function checkEntry(
   matches: (entry: Entry) => boolean,
   missing: IntegrityError,
 ): Entry {
+  return provedEntry(head, item, matches, missing).entry;
+}
+
+/** `checkEntry`, with the index in the log of the entry proved. */
+export function provedEntry(
+  head: TreeHead,
+  item: unknown,
+  matches: (entry: Entry) => boolean,
+  missing: IntegrityError,
+): { entry: Entry; index: number } {
   try {
     const { index, leaf, path }: Record<string, unknown> = isPlainObject(item) ? item : {};
     if (!isCount(index) || typeof leaf !== "string") throw missing;
@@ -423,7 +434,7 @@ export function checkEntry(
     const entry = decodeEntry(bytes);
     if (!matches(entry)) throw missing;
     verifyInclusion(index, head.size, leafHash(bytes), proof, head.root);
-    return entry;
+    return { entry, index };
   } catch {
     throw missing;
   }
@@ -435,13 +446,14 @@ export function checkEntry(
  * it. The leaf must be a `device-published` or `device-approved` entry of that email, device
  * and bundle digest, and its inclusion proof (64-hex hashes) must verify against the head.
  * Nothing fails open: any failure is the same IntegrityError naming the device and account.
+ * The index of that entry: where the log made the device active.
  */
 export function checkLogged(
   head: TreeHead,
   bundle: { email: string; device: string },
   envelope: Signed,
   item: unknown,
-): void {
+): number {
   const missing = new IntegrityError(
     `the key log does not hold the keys of device ${bundle.device} of ${bundle.email}`,
   );
@@ -451,7 +463,7 @@ export function checkLogged(
     entry.email === bundle.email &&
     entry.device === bundle.device &&
     entry.bundle === digest;
-  checkEntry(head, item, matches, missing);
+  return provedEntry(head, item, matches, missing).index;
 }
 
 /** For messages: which head, by size and the start of its root. */

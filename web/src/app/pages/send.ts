@@ -6,10 +6,11 @@
  */
 
 import { suggest } from "../directory.js";
+import { parseName } from "../../crypto/groups.js";
 import type { Identity } from "../../crypto/keys.js";
 import { h, replace, status, field, type Child } from "../dom.js";
 import { failure, formatBytes, formatDate, t } from "../i18n.js";
-import { GroupRefused, MemberRefused, NobodyToSend } from "../groups.js";
+import { GroupRefused, GroupReplaced, MemberRefused, NobodyToSend, UnknownSigner } from "../groups.js";
 import { Cancelled } from "../jobs.js";
 import { Busy } from "../pending.js";
 import { CannotResume, NotTheSameFiles, discard, resume, unfinished, type PendingSend, type Resuming } from "../resume.js";
@@ -191,7 +192,8 @@ function resumeBox(me: Identity, pending: PendingSend): HTMLElement {
         bar.hidden = true;
         if (error instanceof NotTheSameFiles) return replace(line, status("error", t("resumeSameFiles", { names: error.expected.join(", ") })));
         if (error instanceof Busy) return replace(line, status("error", t("resumeElsewhere")));
-        if (error instanceof KeysChanged || error instanceof MemberRefused) return replace(line, ...failed(error, me.device.email));
+        const keys = error instanceof KeysChanged || error instanceof MemberRefused || (error instanceof GroupRefused && error.problem instanceof KeysChanged);
+        if (keys) return replace(line, ...failed(error, me.device.email));
         // Anything else abandoned the transfer: it cannot be resumed any more.
         over(...(error instanceof CannotResume ? [status("error", t("resumeLost"))] : failed(error, me.device.email)));
       },
@@ -214,9 +216,23 @@ function failed(error: unknown, me: string, leaveOut?: (email: string) => void):
   if (error instanceof Cancelled) return [status("info", t("cancelled"))];
   if (error instanceof KeysChanged) return [keysChanged(error, me)];
   if (error instanceof MemberRefused) return memberRefused(error, me, leaveOut);
-  if (error instanceof GroupRefused) return [status("error", t("groupRefused", { group: error.group, reason: error.problem.message }))];
+  if (error instanceof GroupRefused) return groupRefused(error, me);
   if (error instanceof NobodyToSend) return [status("error", t("nobodyToSend"))];
   return [status("error", failure(error))];
+}
+
+/** A group's members could not be proved; a group whose name now leads to another group is to
+ * be forgotten on its page, once its administrator confirmed it was recreated; the changed keys
+ * of one who signed its changes can be trusted again here, as a correspondent's. */
+function groupRefused(error: GroupRefused, me: string): HTMLElement[] {
+  const problem = error.problem;
+  if (problem instanceof UnknownSigner) {
+    return [status("error", `${t("nothingSent")} ${t("unknownSigner", { seq: String(problem.seq), group: problem.group, device: problem.device, email: problem.email })}`)];
+  }
+  if (problem instanceof KeysChanged) return [status("error", t("groupRefused", { group: error.group, reason: problem.message })), keysChanged(problem, me)];
+  if (!(problem instanceof GroupReplaced)) return [status("error", t("groupRefused", { group: error.group, reason: problem.message }))];
+  const { organisation, group } = parseName(error.group);
+  return [status("error", t("groupReplaced", { group: error.group })), h("p", {}, linkTo({ page: "group", organisation, group }, t("groupHeading", { group: error.group })))];
 }
 
 /** A member's keys stop a group send: say who, offer to go on without them, show the keys. */
