@@ -21,8 +21,6 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Protocol
 
-import redis
-
 from pli.errors import RateLimitedError
 
 
@@ -90,6 +88,8 @@ class RedisCounters:
     """One sorted set of failure times per key, trimmed to the window, expiring with it."""
 
     def __init__(self, url: str) -> None:
+        import redis  # noqa: PLC0415 - ~20 MiB a server without Redis never loads
+
         self._redis = redis.Redis.from_url(url, socket_timeout=2, socket_connect_timeout=2)
 
     def count(self, key: str, now: float, window: float) -> int:
