@@ -6,11 +6,13 @@ from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
+from alembic import command
+from alembic.config import Config
 from sqlalchemy import inspect
 
 from pli.errors import ConfigError
 from pli.store import models
-from pli.store.db import Database, database_url, make_engine, migrate
+from pli.store.db import Database, at_head, database_url, head_revision, make_engine, migrate
 
 
 def test_database_url_defaults_to_sqlite_in_the_data_dir(tmp_path: Path) -> None:
@@ -40,6 +42,25 @@ def test_migrations_create_the_schema_and_are_idempotent(tmp_path: Path) -> None
     migrate(engine)
     tables = set(inspect(engine).get_table_names())
     assert {"users", "sessions", "devices", "transfers", "transfer_recipients"} <= tables
+    engine.dispose()
+
+
+def test_a_start_knows_when_there_is_nothing_to_migrate(tmp_path: Path) -> None:
+    engine = make_engine(f"sqlite:///{tmp_path / 'pli.db'}")
+    assert not at_head(engine)  # an empty database
+    migrate(engine)
+    assert at_head(engine)
+    assert head_revision() == max(
+        p.name[:4] for p in Path(models.__file__).parent.glob("migrations/versions/0*.py")
+    )
+    config = Config()  # one migration behind: Alembic runs again
+    config.set_main_option("script_location", str(Path(models.__file__).parent / "migrations"))
+    with engine.begin() as connection:
+        config.attributes["connection"] = connection
+        command.downgrade(config, "-1")
+    assert not at_head(engine)
+    migrate(engine)
+    assert at_head(engine)
     engine.dispose()
 
 
