@@ -5,9 +5,7 @@
  * entries that record the changes; then pinning, names, and an administrator's signing.
  */
 
-import { sha256 } from "@noble/hashes/sha2.js";
 import { describe, expect, it } from "vitest";
-import { hex } from "../src/crypto/b64.js";
 import { IntegrityError, SignatureError, UsageError } from "../src/crypto/errors.js";
 import {
   admins,
@@ -26,7 +24,8 @@ import {
   type SignerKeys,
 } from "../src/crypto/groups.js";
 import { TamperingError, decodeEntry } from "../src/crypto/keylog.js";
-import { ageIdentityOf, identityOf, parseBundle, signDoc, type Identity, type PublicKey, type Signed } from "../src/crypto/keys.js";
+import { parseBundle, signDoc, type PublicKey, type Signed } from "../src/crypto/keys.js";
+import { alice } from "./played.js";
 import { errorNamed, readVectors, refused, utf8 } from "./support.js";
 
 interface ListedChange {
@@ -62,19 +61,6 @@ async function signers(): Promise<SignerKeys> {
 
 const members = (state: GroupState) => Object.fromEntries(state.members);
 
-/** The generator's stand-in for randomness (generate_key_log.py, `fixed`). */
-const fixed = (label: string, size = 32) => sha256(utf8(`pli test vector/${label}`)).slice(0, size);
-
-/** Alice's device, rebuilt from the generator's fixed secrets: its bundle is the vector's. */
-async function alice(): Promise<Identity> {
-  return identityOf({
-    email: "alice@lab.example",
-    device: hex(fixed("alice/device", 16)),
-    created: "2026-01-15T08:30:00Z",
-    ageIdentity: ageIdentityOf(fixed("alice/x25519")),
-    seed: fixed("alice/ed25519"),
-  });
-}
 
 describe("group vectors: replay", () => {
   it("gives each change's digest and the members once it is applied", async () => {

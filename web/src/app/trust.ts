@@ -52,7 +52,13 @@ function isKey(value: unknown): value is PublicKey {
 
 /** Every pin of this account, checked: damage stops everything rather than re-pin silently. */
 export function pins(me: string): Map<string, PublicKey[]> {
-  const text = localStorage.getItem(store(me));
+  return storedMap<PublicKey[]>(store(me), (keys) => Array.isArray(keys) && keys.every(isKey));
+}
+
+/** A map kept in localStorage under `key`, every value checked by `valid`: damage stops
+ * everything (PinsDamaged) rather than re-pin silently. */
+function storedMap<T>(key: string, valid: (value: unknown) => boolean): Map<string, T> {
+  const text = localStorage.getItem(key);
   if (text === null) return new Map();
   let value: unknown;
   try {
@@ -62,8 +68,8 @@ export function pins(me: string): Map<string, PublicKey[]> {
   }
   if (!value || typeof value !== "object" || Array.isArray(value)) throw new PinsDamaged();
   const entries = Object.entries(value as Record<string, unknown>);
-  if (!entries.every(([, keys]) => Array.isArray(keys) && keys.every(isKey))) throw new PinsDamaged();
-  return new Map(entries as [string, PublicKey[]][]);
+  if (!entries.every(([, item]) => valid(item))) throw new PinsDamaged();
+  return new Map(entries as [string, T][]);
 }
 
 /**
@@ -114,18 +120,7 @@ function isHistory(value: unknown): value is PinHistory {
 }
 
 function histories(me: string): Map<string, PinHistory> {
-  const text = localStorage.getItem(historyStore(me));
-  if (text === null) return new Map();
-  let value: unknown;
-  try {
-    value = JSON.parse(text);
-  } catch {
-    throw new PinsDamaged();
-  }
-  if (!value || typeof value !== "object" || Array.isArray(value)) throw new PinsDamaged();
-  const entries = Object.entries(value as Record<string, unknown>);
-  if (!entries.every(([, history]) => isHistory(history))) throw new PinsDamaged();
-  return new Map(entries as [string, PinHistory][]);
+  return storedMap<PinHistory>(historyStore(me), isHistory);
 }
 
 /** What this browser ever pinned for `email` (see `PinHistory`), or null if it never pinned it. */

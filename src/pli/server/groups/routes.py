@@ -4,15 +4,15 @@ their administrators sign (docs/spec/groups.md)."""
 from __future__ import annotations
 
 import json
-from typing import Annotated, Any, Literal
+from typing import Any, Literal
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter
 from pydantic import BaseModel, Field
 
 from pli.server import deps
 from pli.server.groups import service
 from pli.server.keys import log as key_log
-from pli.server.keys.routes import LogProof, consistency, log_proof
+from pli.server.keys.routes import LogProof, LogSize, consistency, log_proof
 
 router = APIRouter(prefix="/api/v1", tags=["groups"])
 
@@ -80,9 +80,7 @@ def group(
     session: deps.DB,
     config: deps.Config,
     key: deps.SigningKey,
-    log_size: Annotated[
-        int | None, Query(ge=0, le=1 << 53, description="the size of the head the client holds")
-    ] = None,
+    log_size: LogSize = None,
 ) -> GroupView:
     """A group's signed history, with the keys that signed it and every proof a sender's
     client checks before it encrypts to the members the history gives."""

@@ -67,6 +67,12 @@ class EscrowedKey(BaseModel):
     )
 
 
+# The size of the key log head the client holds: answers carry the consistency proof from it.
+LogSize = Annotated[
+    int | None, Query(ge=0, le=1 << 53, description="the size of the head the client holds")
+]
+
+
 @router.post("/devices", status_code=201)
 def publish(
     body: PublishRequest, caller: deps.KeyHolder, session: deps.DB, config: deps.Config
@@ -86,9 +92,7 @@ def devices(
     session: deps.DB,
     config: deps.Config,
     key: deps.SigningKey,
-    log_size: Annotated[
-        int | None, Query(ge=0, le=1 << 53, description="the size of the head the client holds")
-    ] = None,
+    log_size: LogSize = None,
 ) -> DeviceKeys:
     """The active devices of an account, each with the approval and the key log proof a
     client checks before it uses them."""
