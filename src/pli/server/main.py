@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import getpass
 import logging
 import os
@@ -19,7 +20,7 @@ from pli.errors import ConfigError, UsageError
 from pli.server.auth import service as accounts
 from pli.server.config import Settings
 from pli.store import models
-from pli.store.db import Database, database_url, make_engine, migrate
+from pli.store.db import Database, database_url, make_engine, migrate, migrate_apart
 
 if TYPE_CHECKING:
     from pli.server.purge import Report
@@ -42,6 +43,9 @@ def serve(
 
     tls = _tls_context(tls_cert, tls_key)
     settings = Settings.from_env(data)
+    _hand_back_large_blocks()
+    data.mkdir(parents=True, exist_ok=True, mode=0o700)
+    migrate_apart(database_url(data, settings.database_url))
     app = create_app(settings)
     url = f"{'https' if tls else 'http'}://{host}:{port}"
     where = "PostgreSQL" if settings.database_url else f"SQLite in {data}"
@@ -70,6 +74,22 @@ def serve(
         proxy_headers=False,
         timeout_keep_alive=30,
     )
+
+
+_M_MMAP_THRESHOLD = -3  # glibc's mallopt parameter
+
+
+def _hand_back_large_blocks() -> None:
+    """Have blocks of 128 KiB and more mapped on their own, and so handed back to the system
+    when freed. glibc raises that threshold after the first such block is freed, and the next
+    ones then stay in the heap for good: each login's Argon2 hash (19 MiB) would keep the
+    server's resident memory that much higher for its whole life. Other C libraries keep their
+    own policy."""
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+    except OSError:
+        return
+    libc.mallopt(_M_MMAP_THRESHOLD, 128 * 1024)
 
 
 def _tls_context(cert: Path | None, key: Path | None) -> ssl.SSLContext | None:

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Engine, create_engine, event, inspect, text
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from pli.errors import ConfigError, UsageError
@@ -72,6 +75,36 @@ def at_head(engine: Engine) -> bool:
             return False
         found = connection.execute(text("SELECT version_num FROM alembic_version")).scalars()
         return list(found) == [head_revision()]
+
+
+def migrate_apart(url: str) -> None:
+    """`migrate`, in a process of its own when there is something to do: Alembic then never
+    loads in the caller (a server that would keep it for its whole life). The URL, which may
+    hold a password, goes through a pipe, not the command line."""
+    engine = make_engine(url)
+    try:
+        if at_head(engine):
+            return
+    except OperationalError as exc:
+        raise ConfigError(
+            f"the database cannot be opened: {exc.orig}",
+            hint="check PLI_DATABASE_URL, or that the data directory is writable",
+        ) from None
+    finally:
+        engine.dispose()
+    done = subprocess.run(  # this interpreter, a fixed module, no shell
+        [sys.executable, "-m", "pli.store.migrate"],
+        input=url.encode("utf-8"),
+        capture_output=True,
+        check=False,
+        timeout=3600,
+    )
+    if done.returncode != 0:
+        lines = done.stderr.decode("utf-8", "replace").strip().splitlines()
+        raise ConfigError(
+            f"the database could not be migrated: {lines[-1] if lines else done.returncode}",
+            hint="the database was left as it was; check that it is reachable and writable",
+        )
 
 
 def migrate(engine: Engine) -> None:

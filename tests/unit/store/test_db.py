@@ -12,7 +12,15 @@ from sqlalchemy import inspect
 
 from pli.errors import ConfigError
 from pli.store import models
-from pli.store.db import Database, at_head, database_url, head_revision, make_engine, migrate
+from pli.store.db import (
+    Database,
+    at_head,
+    database_url,
+    head_revision,
+    make_engine,
+    migrate,
+    migrate_apart,
+)
 
 
 def test_database_url_defaults_to_sqlite_in_the_data_dir(tmp_path: Path) -> None:
@@ -62,6 +70,26 @@ def test_a_start_knows_when_there_is_nothing_to_migrate(tmp_path: Path) -> None:
     migrate(engine)
     assert at_head(engine)
     engine.dispose()
+
+
+def test_a_server_migrates_in_a_process_of_its_own(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'pli.db'}"
+    migrate_apart(url)
+    engine = make_engine(url)
+    assert at_head(engine)
+    engine.dispose()
+    migrate_apart(url)  # nothing to do: no process started
+    with pytest.raises(ConfigError, match="cannot be opened") as refused:
+        migrate_apart(f"sqlite:///{tmp_path / 'no such directory' / 'pli.db'}")
+    assert refused.value.hint is not None
+    (tmp_path / "locked").mkdir()
+    url = f"sqlite:///{tmp_path / 'locked' / 'pli.db'}"
+    make_engine(url).dispose()
+    with make_engine(url).begin() as connection:  # a database Alembic cannot make sense of
+        connection.exec_driver_sql("CREATE TABLE alembic_version (version_num VARCHAR(32))")
+        connection.exec_driver_sql("INSERT INTO alembic_version VALUES ('9999')")
+    with pytest.raises(ConfigError, match="could not be migrated"):
+        migrate_apart(url)
 
 
 def test_times_come_back_aware_in_utc(tmp_path: Path) -> None:
