@@ -1,8 +1,8 @@
 /**
  * Send files: recipients, files (chosen or dropped, several at once), expiry and a message,
  * all encrypted here before anything leaves the browser, with progress, speed and time left;
- * and a send that a reload interrupted, resumed once the same files are chosen again
- * (../resume.ts).
+ * a transfer's files being re-shared, chosen already (../reshare.ts); and a send that a reload
+ * interrupted, resumed once the same files are chosen again (../resume.ts).
  */
 
 import { suggest } from "../directory.js";
@@ -14,6 +14,7 @@ import { GroupRefused, GroupReplaced, MemberRefused, NobodyToSend, UnknownSigner
 import { Cancelled } from "../jobs.js";
 import { Busy } from "../pending.js";
 import { CannotResume, NotTheSameFiles, discard, resume, unfinished, type PendingSend, type Resuming } from "../resume.js";
+import { take } from "../reshare.js";
 import { linkTo } from "../router.js";
 import { unlocked } from "../state.js";
 import { send, type Sending } from "../transfers.js";
@@ -22,7 +23,7 @@ import { keysChanged } from "./changed.js";
 import { progressed } from "./transfer.js";
 
 /** Files chosen with the picker or dropped, several at once, each removable. */
-export function filePicker(id = "file-picker", legend = t("files")): { node: HTMLElement; files: File[]; clear(): void } {
+export function filePicker(id = "file-picker", legend = t("files")): { node: HTMLElement; files: File[]; add(files: Iterable<File>): void; clear(): void } {
   const chosen: File[] = [];
   const picker = h("input", { type: "file", multiple: true, name: "files", class: "visually-hidden", id });
   const fileList = h("ul", { class: "files", "aria-live": "polite" });
@@ -36,7 +37,7 @@ export function filePicker(id = "file-picker", legend = t("files")): { node: HTM
       });
       return h("li", {}, h("span", { class: "name" }, file.name), h("span", { class: "size" }, formatBytes(file.size)), remove);
     }));
-  const add = (files: FileList | null | undefined): void => {
+  const add = (files: Iterable<File> | null | undefined): void => {
     for (const file of files ?? []) chosen.push(file);
     show();
   };
@@ -55,7 +56,7 @@ export function filePicker(id = "file-picker", legend = t("files")): { node: HTM
     add(event.dataTransfer?.files);
   });
   const node = h("fieldset", {}, h("legend", {}, legend), drop, fileList);
-  return { node, files: chosen, clear: () => ((chosen.length = 0), show()) };
+  return { node, files: chosen, add, clear: () => ((chosen.length = 0), show()) };
 }
 
 export function expirySelect(): HTMLSelectElement {
@@ -130,7 +131,19 @@ export function sendPage(): HTMLElement {
   });
   const interrupted = h("div");
   if (me) void unfinished(me.device.email).then((sends) => replace(interrupted, ...sends.map((s) => resumeBox(me, s))));
-  return h("section", {}, h("h1", {}, t("sendTitle")), interrupted, form);
+  return h("section", {}, h("h1", {}, t("sendTitle")), interrupted, prefilled(picker.add, message), form);
+}
+
+/**
+ * The files of a transfer being re-shared (../reshare.ts), chosen already, and its message;
+ * the recipients are left for the user to name. A note saying so, or nothing.
+ */
+function prefilled(add: (files: Iterable<File>) => void, message: HTMLTextAreaElement): HTMLElement | null {
+  const reshare = take();
+  if (!reshare) return null;
+  add(reshare.files);
+  message.value = reshare.message;
+  return status("info", t("resharePrefilled", { id: reshare.from }));
 }
 
 /**

@@ -1,6 +1,7 @@
 /**
  * One transfer: who signed it (with their key's fingerprint), its message and files, each
- * downloaded, decrypted and checked in the worker, then offered to save only once it passed.
+ * downloaded, decrypted and checked in the worker, then offered to save only once it passed;
+ * and, for a transfer of ours or to us, re-sharing its files with other recipients.
  */
 
 import { fingerprint, type Identity } from "../../crypto/keys.js";
@@ -9,7 +10,8 @@ import { ApiError, call, path, type TransferOut } from "../api.js";
 import { h, replace, status } from "../dom.js";
 import { failure, formatBytes, formatDate, formatSeconds, t } from "../i18n.js";
 import { Cancelled, type Progress, type Running } from "../jobs.js";
-import { linkTo } from "../router.js";
+import { go, linkTo } from "../router.js";
+import { decryptAll, offer, reshareMessage, type FetchOne } from "../reshare.js";
 import { unlocked } from "../state.js";
 import { download, receipt, reportFailure, verify, type Verified } from "../transfers.js";
 import { verifiedAnswer } from "../requests.js";
@@ -62,18 +64,68 @@ async function sender(verified: Verified): Promise<HTMLElement> {
 }
 
 function body(verified: Verified, me: Identity): HTMLElement[] {
-  const fetched = new Set<string>();
+  const received = receivedAll(verified, me);
   const rows = verified.doc.files.map((file) =>
-    fileRow(file, (sink, progress) => download(verified.transfer.id, me.ageIdentity, file, sink, progress), () => {
-      fetched.add(file.id);
-      const mine = verified.transfer.sender === me.device.email;
-      if (fetched.size === verified.doc.files.length && !mine) void receipt(verified.transfer.id);
-    }, (error) => void reportFailure(verified.transfer.id, error)),
+    fileRow(file, (sink, progress) => download(verified.transfer.id, me.ageIdentity, file, sink, progress), () => received([file.id]), (error) => void reportFailure(verified.transfer.id, error)),
   );
-  const heading = h("h2", {}, t("files"));
-  const list = h("ul", { class: "files" }, ...rows);
-  if (!verified.doc.message) return [heading, list];
-  return [h("blockquote", { class: "message" }, verified.doc.message), heading, list];
+  const files = [h("h2", {}, t("files")), h("ul", { class: "files" }, ...rows), reshareBox(verified, me, received)];
+  if (!verified.doc.message) return files;
+  return [h("blockquote", { class: "message" }, verified.doc.message), ...files];
+}
+
+/** Note files fetched and checked; once all of them were, the receipt (not for our own sends). */
+function receivedAll(verified: Verified, me: Identity): (ids: string[]) => void {
+  const fetched = new Set<string>();
+  return (ids) => {
+    for (const id of ids) fetched.add(id);
+    const mine = verified.transfer.sender === me.device.email;
+    if (fetched.size === verified.doc.files.length && !mine) void receipt(verified.transfer.id);
+  };
+}
+
+/**
+ * Re-share (../reshare.ts): every file decrypted and checked into a Blob, then the send page
+ * with them chosen and the message said, for the user to name the recipients.
+ */
+function reshareBox(verified: Verified, me: Identity, received: (ids: string[]) => void): HTMLElement {
+  const button = h("button", { type: "button" }, t("reshare"));
+  const cancel = h("button", { type: "button", class: "secondary", hidden: true }, t("cancel"));
+  const bar = h("progress", { max: 1, value: 0, hidden: true, "aria-label": t("reshareTitle") });
+  const line = h("div", { "aria-live": "polite" });
+  let running: Running<File[]> | null = null;
+  cancel.addEventListener("click", () => running?.cancel());
+  button.addEventListener("click", () => {
+    button.disabled = true;
+    cancel.hidden = bar.hidden = false;
+    replace(line, status("info", t("reshareFetching")));
+    running = reshareFiles(verified, me, bar, line);
+    running.done.then(
+      (files) => {
+        received(verified.doc.files.map((f) => f.id));
+        offer({ from: verified.transfer.id, files, message: reshareMessage(verified.transfer.id, verified.doc.sender.email) });
+        go({ page: "send" });
+      },
+      (error: unknown) => reshareFailed(verified.transfer.id, error, bar, line),
+    ).finally(() => {
+      button.disabled = false;
+      cancel.hidden = true;
+      running = null;
+    });
+  });
+  return h("div", { class: "reshare" }, h("h2", {}, t("reshareTitle")), h("p", {}, t("reshareIntro")), h("div", { class: "actions" }, button, cancel), bar, line);
+}
+
+/** Every file of the transfer, downloaded, decrypted and checked into Blobs, with progress. */
+function reshareFiles(verified: Verified, me: Identity, bar: HTMLProgressElement, line: HTMLElement): Running<File[]> {
+  const started = performance.now();
+  const fetchOne: FetchOne = (file, progress) => download(verified.transfer.id, me.ageIdentity, file, { kind: "blob" }, progress);
+  return decryptAll(verified.doc.files, fetchOne, (p) => progressed(bar, line, p, started));
+}
+
+function reshareFailed(id: string, error: unknown, bar: HTMLProgressElement, line: HTMLElement): void {
+  bar.hidden = true;
+  if (error instanceof PliError && !(error instanceof Cancelled)) void reportFailure(id, error);
+  replace(line, error instanceof Cancelled ? status("info", t("cancelled")) : status("error", failure(error)));
 }
 
 /**
