@@ -131,7 +131,7 @@ def test_members_manage_nothing_and_founders_start_their_groups(
     early = eve.run("groups", "add", GROUP, eve.email)  # not its founder
     assert early.returncode != 0
     assert "only its founder starts it" in early.stderr
-    empty = eve.run("send", str(source(tmp_path, "x", b"x")), "--to", f"group:{GROUP}")
+    empty = eve.run("send", str(source(tmp_path, "alerte.csv", b"x")), "--to", f"group:{GROUP}")
     assert empty.returncode != 0
     assert "has no members yet" in empty.stderr
 
