@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import getpass
 import logging
 import os
@@ -43,7 +42,6 @@ def serve(
 
     tls = _tls_context(tls_cert, tls_key)
     settings = Settings.from_env(data)
-    _hand_back_large_blocks()
     data.mkdir(parents=True, exist_ok=True, mode=0o700)
     migrate_apart(database_url(data, settings.database_url))
     app = create_app(settings)
@@ -74,22 +72,6 @@ def serve(
         proxy_headers=False,
         timeout_keep_alive=30,
     )
-
-
-_M_MMAP_THRESHOLD = -3  # glibc's mallopt parameter
-
-
-def _hand_back_large_blocks() -> None:
-    """Have blocks of 128 KiB and more mapped on their own, and so handed back to the system
-    when freed. glibc raises that threshold after the first such block is freed, and the next
-    ones then stay in the heap for good: each login's Argon2 hash (19 MiB) would keep the
-    server's resident memory that much higher for its whole life. Other C libraries keep their
-    own policy."""
-    try:
-        libc = ctypes.CDLL("libc.so.6")
-    except OSError:
-        return
-    libc.mallopt(_M_MMAP_THRESHOLD, 128 * 1024)
 
 
 def _tls_context(cert: Path | None, key: Path | None) -> ssl.SSLContext | None:
