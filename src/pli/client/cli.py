@@ -11,7 +11,6 @@ import hmac
 import json
 import os
 import sys
-import unicodedata
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict
@@ -40,6 +39,7 @@ from pli.errors import (
     TrustError,
     UsageError,
 )
+from pli.terminal import printable
 
 app = typer.Typer(
     name="pli",
@@ -102,7 +102,7 @@ def client() -> Iterator[Client]:
         yield c
     finally:
         for notice in c.notices:
-            err.print(_clean(f"note: {notice}"), markup=False)
+            err.print(printable(f"note: {notice}"), markup=False)
         c.close()
 
 
@@ -169,9 +169,14 @@ def serve(
     ] = None,
 ) -> None:
     """Run the server."""
-    from pli.server.main import serve as run  # noqa: PLC0415  (server stack only when serving)
+    from pli.server.__main__ import arguments  # noqa: PLC0415
 
-    run(data, host, port, announce=err.print, tls_cert=tls_cert, tls_key=tls_key)
+    # The server runs in this very process, but without the client's libraries loaded.
+    err.file.flush()
+    os.execv(  # noqa: S606  (the interpreter running this, with arguments of our own)
+        sys.executable,
+        [sys.executable, "-m", "pli.server", *arguments(data, host, port, tls_cert, tls_key)],
+    )
 
 
 @admin_app.command("create-user")
@@ -250,7 +255,7 @@ def _print_service_token(
     out.print(token, markup=False)
     made = "created service account" if create else "new token for"
     err.print(
-        _clean(
+        printable(
             f"{made} {email}: token {row.id} ({row.scopes}) expires "
             f"{row.expires_at:%Y-%m-%dT%H:%M:%SZ}; store it now on the machine that runs the "
             "job (it cannot be shown again), then run `pli login URL --token` there"
@@ -370,7 +375,7 @@ def admin_alerts_list(data: DataOpt = Path("pli-data"), as_json: JsonOpt = False
     for alert in found:
         suspended = "  downloads suspended" if alert["downloads_suspended"] else ""
         line = f"{alert['raised_at']}  {alert['account']}  {alert['kind']}{suspended}"
-        out.print(_clean(line), markup=False)
+        out.print(printable(line), markup=False)
 
 
 @admin_alerts_app.command("clear")
@@ -379,7 +384,7 @@ def admin_alerts_clear(email: str, data: DataOpt = Path("pli-data")) -> None:
     from pli.server.main import alerts_clear  # noqa: PLC0415
 
     count = alerts_clear(data, email)
-    err.print(_clean(f"cleared {count} alert(s) of {email}; its downloads are allowed"))
+    err.print(printable(f"cleared {count} alert(s) of {email}; its downloads are allowed"))
 
 
 # --- audit log ------------------------------------------------------------------------------
@@ -513,7 +518,7 @@ def login(
             who = c.login_with_token(
                 url, email, api_token, allow_http=insecure_http, server_key=server_key
             )
-        err.print(_clean(f"logged in as {who} with its API token"), markup=False)
+        err.print(printable(f"logged in as {who} with its API token"), markup=False)
         return
     password = secret("PLI_PASSWORD", f"Password for {email}")
     with client() as c:
@@ -537,7 +542,7 @@ def login(
             who = c.login(
                 url, email, password, otp=code, allow_http=insecure_http, server_key=server_key
             )
-    err.print(_clean(f"logged in as {who}"), markup=False)
+    err.print(printable(f"logged in as {who}"), markup=False)
 
 
 def _server_key(text: str) -> str:
@@ -559,15 +564,15 @@ def twofa_enable() -> None:
     with client() as c:
         enrolment = c.enable_totp()
         err.print("Add this account to your authenticator app:")
-        err.print(_clean(f"  {enrolment['uri']}"), markup=False)
-        err.print(_clean(f"  (or type the key {enrolment['secret']})"), markup=False)
+        err.print(printable(f"  {enrolment['uri']}"), markup=False)
+        err.print(printable(f"  (or type the key {enrolment['secret']})"), markup=False)
         codes = c.confirm_totp(secret("PLI_TOTP", "Code shown by the app"))
     if not codes:  # the account had a passkey already, and keeps its recovery codes
         err.print("Second factor enabled. Your recovery codes are unchanged.")
         return
     err.print("Second factor enabled. Recovery codes (each works once; keep them offline):")
     for code in codes:
-        out.print(_clean(code), markup=False)
+        out.print(printable(code), markup=False)
 
 
 @alerts_app.command("clear")
@@ -623,9 +628,9 @@ def token_create(
     if as_json:
         out.print_json(data=made)
         return
-    out.print(_clean(made["token"]), markup=False)
+    out.print(printable(made["token"]), markup=False)
     err.print(
-        _clean(
+        printable(
             f"token {made['id']} ({' '.join(made['scopes'])}) expires {made['expires_at']}; "
             "store it now: it cannot be shown again"
         ),
@@ -646,7 +651,7 @@ def token_list(as_json: JsonOpt = False) -> None:
     for t in listed:
         used = t["last_used_at"] or "never used"
         out.print(
-            _clean(
+            printable(
                 f"{t['id']}  {t['name']}  [{' '.join(t['scopes'])}]  expires {t['expires_at']}"
                 f"  last used {used}"
             ),
@@ -659,7 +664,7 @@ def token_revoke(token_id: Annotated[str, typer.Argument(metavar="ID")]) -> None
     """Revoke an API token at once."""
     with client() as c:
         c.revoke_token(token_id)
-    err.print(_clean(f"revoked token {token_id}"), markup=False)
+    err.print(printable(f"revoked token {token_id}"), markup=False)
 
 
 # --- keys -----------------------------------------------------------------------------------
@@ -755,39 +760,45 @@ def keys_trust(
     with client() as c:
         old, new = c.pending_keys(email)
         for bundle in old:
-            err.print(_clean(f"old: {bundle.fingerprint}  (device {bundle.device})"), markup=False)
+            err.print(
+                printable(f"old: {bundle.fingerprint}  (device {bundle.device})"), markup=False
+            )
         for bundle in new:
-            err.print(_clean(f"new: {bundle.fingerprint}  (device {bundle.device})"), markup=False)
+            err.print(
+                printable(f"new: {bundle.fingerprint}  (device {bundle.device})"), markup=False
+            )
         if not yes:
             if not sys.stdin.isatty():
                 raise UsageError("confirm with --yes, after checking the new fingerprint")
             if not typer.confirm(f"Did {email} confirm the new fingerprint?", default=False):
                 raise UsageError("nothing changed")
         c.trust(email, new)
-    err.print(_clean(f"now trusting the new keys above for {email}"), markup=False)
+    err.print(printable(f"now trusting the new keys above for {email}"), markup=False)
 
 
 def _show_keys(label: str, bundles: Iterable[PublicBundle]) -> None:
     for bundle in bundles:
-        err.print(_clean(f"{label}{bundle.fingerprint}  (device {bundle.device})"), markup=False)
+        err.print(printable(f"{label}{bundle.fingerprint}  (device {bundle.device})"), markup=False)
 
 
 def _show_verification(v: Verification, me: str) -> None:
     if v.changed:
         err.print(
-            _clean(
+            printable(
                 f"the keys of {v.email} have changed since they were "
                 + ("verified" if v.was_verified else "pinned")
             ),
             markup=False,
         )
         _show_keys("  old: ", v.pinned)
-    err.print(_clean(f"{v.email}:"), markup=False)
+    err.print(printable(f"{v.email}:"), markup=False)
     _show_keys("  ", v.theirs)
     if v.email != me:
-        err.print(_clean(f"you ({me}; check these are all your devices):"), markup=False)
+        err.print(printable(f"you ({me}; check these are all your devices):"), markup=False)
         _show_keys("  ", v.mine)
-    out.print(_clean(f"verification code for {' and '.join(sorted({me, v.email}))}:"), markup=False)
+    out.print(
+        printable(f"verification code for {' and '.join(sorted({me, v.email}))}:"), markup=False
+    )
     groups = v.code.split(" ")
     out.print(f"  {' '.join(groups[:6])}\n  {' '.join(groups[6:])}", markup=False)
 
@@ -821,7 +832,7 @@ def keys_verify(
             if not typer.confirm(f"Does {who} read the same code?", default=False):
                 raise UsageError(f"nothing changed: {v.email}'s keys are not marked verified")
         c.mark_verified(v, code=code)
-    err.print(_clean(f"{v.email}'s keys are now marked verified"), markup=False)
+    err.print(printable(f"{v.email}'s keys are now marked verified"), markup=False)
 
 
 @keys_app.command("list")
@@ -855,7 +866,7 @@ def keys_list(as_json: JsonOpt = False) -> None:
     for pinned in accounts:
         state = "verified" if pinned.verified else "not verified"
         you = " (you)" if pinned.email == me else ""
-        out.print(_clean(f"{pinned.email}{you}  {state}"), markup=False)
+        out.print(printable(f"{pinned.email}{you}  {state}"), markup=False)
         for bundle in pinned.bundles:
             out.print(f"    {bundle.fingerprint}  (device {bundle.device})", markup=False)
 
@@ -883,7 +894,7 @@ def keys_audit(as_json: JsonOpt = False) -> None:
             markup=False,
         )
         for index, entry in report.mine:
-            out.print(_clean(f"    {index}  {entry.time}  {entry.describe()}"), markup=False)
+            out.print(printable(f"    {index}  {entry.time}  {entry.describe()}"), markup=False)
     if report.unknown or report.problems:
         findings = [f"entry {i}: {e.describe()}" for i, e in report.unknown] + report.problems
         raise TamperingError(
@@ -914,10 +925,10 @@ def directory_search(
         out.print_json(data=[_directory_json(e) for e in found])
         return
     if not found:
-        err.print(_clean(f"nothing matches {text!r}"), markup=False)
+        err.print(printable(f"nothing matches {text!r}"), markup=False)
     for entry in found:
         for line in _directory_lines(entry):
-            out.print(_clean(line), markup=False)
+            out.print(printable(line), markup=False)
 
 
 def _directory_json(entry: DirectoryEntry) -> dict[str, object]:
@@ -974,16 +985,16 @@ def groups_show(name: GroupArg, as_json: JsonOpt = False) -> None:
     if as_json:
         out.print_json(data=asdict(info))
         return
-    out.print(_clean(f"group:{info.name}  {info.title} ({info.organisation})"), markup=False)
+    out.print(printable(f"group:{info.name}  {info.title} ({info.organisation})"), markup=False)
     out.print(
-        _clean(
+        printable(
             f"founder {info.founder}; history {info.history[:16] or 'empty'} "
             f"({info.seq + 1} changes)"
         ),
         markup=False,
     )
     for email, role in sorted(info.members.items()):
-        out.print(_clean(f"    {email}{'  (admin)' if role == 'admin' else ''}"), markup=False)
+        out.print(printable(f"    {email}{'  (admin)' if role == 'admin' else ''}"), markup=False)
 
 
 @groups_app.command("list")
@@ -998,7 +1009,7 @@ def groups_list(as_json: JsonOpt = False) -> None:
         err.print("you belong to no group", markup=False)
     for item in mine:
         role = "  (admin)" if item.get("role") == "admin" else ""
-        out.print(_clean(f"group:{item.get('name')}  {item.get('title')}{role}"), markup=False)
+        out.print(printable(f"group:{item.get('name')}  {item.get('title')}{role}"), markup=False)
 
 
 @groups_app.command("add")
@@ -1019,7 +1030,7 @@ def groups_add(
     with client() as c:
         unlocked(c).change_group(name, "add", email, role)
     err.print(
-        _clean(f"{email} is now {'an administrator' if admin else 'a member'} of {name}"),
+        printable(f"{email} is now {'an administrator' if admin else 'a member'} of {name}"),
         markup=False,
     )
 
@@ -1030,7 +1041,7 @@ def groups_remove(name: GroupArg, email: str) -> None:
     them through the group."""
     with client() as c:
         unlocked(c).change_group(name, "remove", email)
-    err.print(_clean(f"{email} is no longer a member of {name}"), markup=False)
+    err.print(printable(f"{email} is no longer a member of {name}"), markup=False)
 
 
 @groups_app.command("forget")
@@ -1040,7 +1051,7 @@ def groups_forget(name: GroupArg) -> None:
     with client() as c:
         forgotten = c.forget_group(name)
     err.print(
-        _clean(f"forgot group {name}" if forgotten else f"no pinned group {name}"), markup=False
+        printable(f"forgot group {name}" if forgotten else f"no pinned group {name}"), markup=False
     )
 
 
@@ -1155,7 +1166,7 @@ def _sending(attempt: Callable[[list[str]], str], without: list[str]) -> str:
     except GroupMembersChangedError as exc:
         if not sys.stdin.isatty():
             raise
-        err.print(_clean(f"{exc.message}"), markup=False)
+        err.print(printable(f"{exc.message}"), markup=False)
         if not typer.confirm(f"Send without {', '.join(exc.emails)}?", default=False):
             raise
         return attempt([*without, *exc.emails])
@@ -1165,7 +1176,7 @@ def _print_sent(transfer_id: str, as_json: bool) -> None:
     if as_json:
         out.print_json(data={"id": transfer_id})
     else:
-        out.print(_clean(transfer_id), markup=False)
+        out.print(printable(transfer_id), markup=False)
 
 
 @app.command()
@@ -1199,13 +1210,7 @@ def revoke(transfer_id: Annotated[str, typer.Argument(metavar="ID")]) -> None:
     """Recall a transfer you sent: recipients lose it at once and its blobs are deleted."""
     with client() as c:
         c.revoke(transfer_id)
-    err.print(_clean(f"revoked {transfer_id}"), markup=False)
-
-
-def _clean(text: str) -> str:
-    """Text from a sender or the server, made unable to drive the terminal: control and
-    format characters (escape sequences, line breaks, right-to-left overrides) become "?"."""
-    return "".join("?" if unicodedata.category(ch) in ("Cc", "Cf", "Cs") else ch for ch in text)
+    err.print(printable(f"revoked {transfer_id}"), markup=False)
 
 
 def _print_listing(items: Iterable[TransferInfo], as_json: bool) -> None:
@@ -1216,13 +1221,13 @@ def _print_listing(items: Iterable[TransferInfo], as_json: bool) -> None:
     for item in items:
         shown = True
         line = f"{item.id}  from {_sender(item)} to {', '.join(_recipients(item))}"
-        out.print(_clean(f"{line}  expires {item.expires_at}"), markup=False)
+        out.print(printable(f"{line}  expires {item.expires_at}"), markup=False)
         if item.problem:
-            out.print(_clean(f"    ! {item.problem}"), markup=False)
+            out.print(printable(f"    ! {item.problem}"), markup=False)
         for f in item.files:
-            out.print(_clean(f"    {f.name}  ({f.size} bytes)"), markup=False)
+            out.print(printable(f"    {f.name}  ({f.size} bytes)"), markup=False)
         if item.message:
-            message = "\n             ".join(_clean(line) for line in item.message.split("\n"))
+            message = "\n             ".join(printable(line) for line in item.message.split("\n"))
             out.print(f"    message: {message}", markup=False)
     if not shown:
         err.print("no transfers")
@@ -1276,7 +1281,7 @@ def _list(
     if page.next_cursor is not None:
         again = f"pli {box}" + (f" --limit {limit}" if limit else "")
         err.print(
-            _clean(
+            printable(
                 f"note: there are more (older) transfers: `{again} --cursor {page.next_cursor}` "
                 f"lists the next ones, `pli {box} --all` lists them all"
             ),
@@ -1334,10 +1339,10 @@ def get(
     if got.kind == "answer":
         err.print("from an unauthenticated sender, through one of your file requests")
     elif got.sender_key_verified:
-        err.print(_clean(f"from {got.sender} (key verified)"), markup=False)
+        err.print(printable(f"from {got.sender} (key verified)"), markup=False)
     else:
         err.print(
-            _clean(
+            printable(
                 f"from {got.sender}{NOT_VERIFIED}: compare codes with them "
                 f"(`pli keys verify {got.sender}`)"
             ),
@@ -1393,8 +1398,8 @@ def _print_made(kind: str, made: CreatedLink | CreatedRequest, as_json: bool) ->
     if as_json:
         out.print_json(data={"id": made.id, "url": made.url, "expires_at": made.expires_at})
         return
-    out.print(_clean(made.url), markup=False, soft_wrap=True)
-    err.print(_clean(f"{kind} {made.id} expires {made.expires_at}"), markup=False)
+    out.print(printable(made.url), markup=False, soft_wrap=True)
+    err.print(printable(f"{kind} {made.id} expires {made.expires_at}"), markup=False)
 
 
 @link_app.command("get")
@@ -1420,14 +1425,14 @@ def link_get(
             )
     finally:
         for notice in notices:
-            err.print(_clean(f"note: {notice}"), markup=False)
+            err.print(printable(f"note: {notice}"), markup=False)
     if as_json:
         out.print_json(data={**asdict(got), "files": [str(p) for p in got.files]})
         return
     for path in got.files:
         out.print(str(path), markup=False)
     err.print(
-        _clean(f"from {got.sender} (key {got.fingerprint}, not verified: compare it with them)"),
+        printable(f"from {got.sender} (key {got.fingerprint}, not verified: compare it with them)"),
         markup=False,
     )
 
@@ -1445,7 +1450,7 @@ def link_list(as_json: JsonOpt = False) -> None:
     for link in listed:
         left = "unlimited" if link.downloads_left is None else f"{link.downloads_left} left"
         out.print(
-            _clean(
+            printable(
                 f"{link.id}  {link.state}  {link.files} file(s)  downloads {link.downloads} "
                 f"({left})  expires {link.expires_at}"
             ),
@@ -1458,7 +1463,7 @@ def link_revoke(link_id: Annotated[str, typer.Argument(metavar="ID")]) -> None:
     """End a link at once; its files are deleted from the server."""
     with client() as c:
         c.revoke_link(link_id)
-    err.print(_clean(f"revoked link {link_id}"), markup=False)
+    err.print(printable(f"revoked link {link_id}"), markup=False)
 
 
 # --- file requests --------------------------------------------------------------------------
@@ -1514,9 +1519,9 @@ def request_send(
     if as_json:
         out.print_json(data=asdict(sent))
         return
-    out.print(_clean(sent.transfer), markup=False)
+    out.print(printable(sent.transfer), markup=False)
     err.print(
-        _clean(f"sent to {sent.requester} (key {sent.fingerprint}) for: {sent.title}"),
+        printable(f"sent to {sent.requester} (key {sent.fingerprint}) for: {sent.title}"),
         markup=False,
     )
 
@@ -1533,13 +1538,13 @@ def request_list(as_json: JsonOpt = False) -> None:
         err.print("no file requests")
     for item in listed:
         out.print(
-            _clean(
+            printable(
                 f"{item.id}  {item.state}  {item.title or ''!r}  files {item.files_used}/"
                 f"{item.max_files}  expires {item.expires_at}"
             ),
             markup=False,
         )
-        out.print(_clean(f"    {item.url}"), markup=False, soft_wrap=True)
+        out.print(printable(f"    {item.url}"), markup=False, soft_wrap=True)
 
 
 @request_app.command("close")
@@ -1547,7 +1552,7 @@ def request_close(request_id: Annotated[str, typer.Argument(metavar="ID")]) -> N
     """Stop a file request from accepting files; what it received stays in your inbox."""
     with client() as c:
         c.close_request(request_id)
-    err.print(_clean(f"closed request {request_id}"), markup=False)
+    err.print(printable(f"closed request {request_id}"), markup=False)
 
 
 # --- entry point ----------------------------------------------------------------------------
@@ -1564,9 +1569,9 @@ def _render(error: PliError, as_json: bool) -> None:
         }
         print(json.dumps(problem), file=sys.stderr)
         return
-    err.print(_clean(f"error: {error.message}"), markup=False)
+    err.print(printable(f"error: {error.message}"), markup=False)
     if error.hint:
-        err.print(_clean(f"hint: {error.hint}"), markup=False)
+        err.print(printable(f"hint: {error.hint}"), markup=False)
 
 
 def main() -> None:

@@ -33,7 +33,10 @@ def serve(
     announce: Callable[[str], None],
     tls_cert: Path | None = None,
     tls_key: Path | None = None,
+    invoked_as: Path | None = None,
 ) -> None:
+    """Serve until stopped. `invoked_as` is the `pli` program the server was started with,
+    for the commands it suggests."""
     import uvicorn  # noqa: PLC0415  (the web stack is loaded only to serve)
 
     from pli.server import security  # noqa: PLC0415
@@ -53,7 +56,7 @@ def serve(
         f"this server signs its key log and audit checkpoints with key "
         f"{app.state.audit_public_key}: publish it for `pli login --server-key`"
     )
-    pli = _program()
+    pli = _program(invoked_as or Path(sys.argv[0]))
     announce(f"create the first account with:  {pli} admin create-user EMAIL --data {data} --admin")
     announce(f"then, on a client:               {pli} login {url} --email EMAIL")
     logging.basicConfig(
@@ -89,9 +92,8 @@ def _tls_context(cert: Path | None, key: Path | None) -> ssl.SSLContext | None:
     return context
 
 
-def _program() -> str:
+def _program(invoked: Path) -> str:
     """How to call this same `pli` again: plain `pli` when that is what PATH finds."""
-    invoked = Path(sys.argv[0])
     on_path = shutil.which("pli")
     if on_path and Path(on_path).resolve() == invoked.resolve():
         return "pli"
