@@ -65,8 +65,14 @@ class Server:
         )
 
     def peak_rss_kib(self) -> int:
+        return self._status_kib("VmHWM:")
+
+    def rss_kib(self) -> int:
+        return self._status_kib("VmRSS:")
+
+    def _status_kib(self, field: str) -> int:
         status = Path(f"/proc/{self.process.pid}/status").read_text()
-        line = next(x for x in status.splitlines() if x.startswith("VmHWM:"))
+        line = next(x for x in status.splitlines() if x.startswith(field))
         return int(line.split()[1])
 
 

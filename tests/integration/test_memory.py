@@ -5,7 +5,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from tests.integration.conftest import Result, Server, User, make_user
+import httpx
+
+from tests.integration.conftest import PASSWORD, Result, Server, User, make_user
 
 MIB = 1 << 20
 LARGE = 384 * MIB
@@ -51,3 +53,28 @@ def test_peak_memory_does_not_grow_with_file_size(sqlite_server: Server, tmp_pat
     assert received.maxrss_kib - small_got.maxrss_kib < GROWTH_LIMIT_KIB
     server_growth = sqlite_server.peak_rss_kib() - server_before
     assert server_growth < GROWTH_LIMIT_KIB, f"server grew by {server_growth} KiB"
+
+
+def test_password_checks_leave_no_memory_behind(sqlite_server: Server, tmp_path: Path) -> None:
+    """Each login's argon2 hash takes 19 MiB, freed at its end: the server must give it back
+    rather than keep it per worker thread (see pli.server.memory)."""
+    alice = make_user(sqlite_server, tmp_path, "alice")
+    body = {"email": alice.email, "password": PASSWORD}
+    login = f"{sqlite_server.url}/api/v1/auth/login"
+    with httpx.Client(timeout=30) as client:
+        assert client.post(login, json=body).status_code == 200
+        before = sqlite_server.rss_kib()
+        for _ in range(4):
+            assert client.post(login, json=body).status_code == 200
+    assert sqlite_server.rss_kib() - before < 8 * 1024
+
+
+def test_the_server_is_the_process_started(sqlite_server: Server) -> None:
+    """`pli serve` becomes the server in the same process (so signals reach it), without the
+    client's libraries, and still names the `pli` it was started as in what it suggests."""
+    command = Path(f"/proc/{sqlite_server.process.pid}/cmdline").read_bytes().split(b"\0")
+    assert command[1:3] == [b"-m", b"pli.server"]
+    suggested = [x for x in sqlite_server.log.read_text().splitlines() if "admin create-user" in x]
+    assert len(suggested) == 1
+    program = suggested[0].split(":", 1)[1].split()[0]
+    assert Path(program).name == "pli"

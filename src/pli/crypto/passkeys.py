@@ -22,39 +22,25 @@ check failed; the message says what a person can do about the common causes.
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
-
-import webauthn
-from webauthn.helpers import generate_challenge, generate_user_handle
-from webauthn.helpers.cose import COSEAlgorithmIdentifier
-from webauthn.helpers.parse_authentication_credential_json import (
-    parse_authentication_credential_json,
-)
-from webauthn.helpers.structs import (
-    AttestationConveyancePreference,
-    AuthenticatorSelectionCriteria,
-    AuthenticatorTransport,
-    PublicKeyCredentialDescriptor,
-    ResidentKeyRequirement,
-    UserVerificationRequirement,
-)
 
 from pli.errors import SignatureError, UsageError
 
+if TYPE_CHECKING:
+    from webauthn.helpers.cose import COSEAlgorithmIdentifier
+    from webauthn.helpers.structs import PublicKeyCredentialDescriptor
+
+# py_webauthn (and the ASN.1 and X.509 parsers under it, ~5 MiB) is loaded on first use: most
+# servers seldom see a passkey, and it would otherwise stay resident from start-up.
+
 RP_NAME = "pli"
 TIMEOUT_MS = 300_000  # as long as a challenge lives on the server (5 minutes)
-# In the order offered: the common ES256 first, then EdDSA and RS256 (Windows Hello).
-ALGORITHMS = [
-    COSEAlgorithmIdentifier.ECDSA_SHA_256,
-    COSEAlgorithmIdentifier.EDDSA,
-    COSEAlgorithmIdentifier.RSASSA_PKCS1_v1_5_SHA_256,
-]
 MAX_CREDENTIAL_ID = 1023  # WebAuthn's bound on a credential id, in bytes
-_TRANSPORTS = frozenset(t.value for t in AuthenticatorTransport)
 _REFUSED = (
     "the passkey's answer did not verify: try again, in a browser opened at this server's "
     "own address (the administrator sets it with PLI_PUBLIC_URL)"
@@ -96,6 +82,24 @@ class Assertion:
     user_verified: bool
 
 
+def _algorithms() -> list[COSEAlgorithmIdentifier]:
+    """In the order offered: the common ES256 first, then EdDSA and RS256 (Windows Hello)."""
+    from webauthn.helpers.cose import COSEAlgorithmIdentifier  # noqa: PLC0415
+
+    return [
+        COSEAlgorithmIdentifier.ECDSA_SHA_256,
+        COSEAlgorithmIdentifier.EDDSA,
+        COSEAlgorithmIdentifier.RSASSA_PKCS1_v1_5_SHA_256,
+    ]
+
+
+@functools.cache
+def _known_transports() -> frozenset[str]:
+    from webauthn.helpers.structs import AuthenticatorTransport  # noqa: PLC0415
+
+    return frozenset(t.value for t in AuthenticatorTransport)
+
+
 def relying_party(base_url: str) -> RelyingParty:
     """The relying party of a server reached at `base_url` (scheme://host[:port][/path]): its
     host name, and its origin as a browser serializes it (default port left out)."""
@@ -114,11 +118,15 @@ def relying_party(base_url: str) -> RelyingParty:
 
 def new_challenge() -> bytes:
     """64 random bytes."""
+    from webauthn.helpers import generate_challenge  # noqa: PLC0415
+
     return generate_challenge()
 
 
 def new_user_handle() -> bytes:
     """64 random bytes: the user.id passkeys are made for, which identifies no one."""
+    from webauthn.helpers import generate_user_handle  # noqa: PLC0415
+
     return generate_user_handle()
 
 
@@ -131,6 +139,14 @@ def registration_options(
     exclude: Sequence[Stored],
 ) -> dict[str, Any]:
     """PublicKeyCredentialCreationOptionsJSON for navigator.credentials.create()."""
+    import webauthn  # noqa: PLC0415
+    from webauthn.helpers.structs import (  # noqa: PLC0415
+        AttestationConveyancePreference,
+        AuthenticatorSelectionCriteria,
+        ResidentKeyRequirement,
+        UserVerificationRequirement,
+    )
+
     options = webauthn.generate_registration_options(
         rp_id=party.rp_id,
         rp_name=RP_NAME,
@@ -144,7 +160,7 @@ def registration_options(
             user_verification=UserVerificationRequirement.PREFERRED,
         ),
         exclude_credentials=_descriptors(exclude),
-        supported_pub_key_algs=ALGORITHMS,
+        supported_pub_key_algs=_algorithms(),
     )
     parsed: dict[str, Any] = json.loads(webauthn.options_to_json(options))
     return parsed
@@ -155,6 +171,9 @@ def authentication_options(
 ) -> dict[str, Any]:
     """PublicKeyCredentialRequestOptionsJSON for navigator.credentials.get(), limited to the
     account's own passkeys."""
+    import webauthn  # noqa: PLC0415
+    from webauthn.helpers.structs import UserVerificationRequirement  # noqa: PLC0415
+
     options = webauthn.generate_authentication_options(
         rp_id=party.rp_id,
         challenge=challenge,
@@ -171,6 +190,8 @@ def verify_registration(
 ) -> Stored:
     """Check a RegistrationResponseJSON against the challenge it must answer; the passkey to
     keep. Raises SignatureError."""
+    import webauthn  # noqa: PLC0415
+
     try:
         verified = webauthn.verify_registration_response(
             credential=dict(credential),
@@ -179,7 +200,7 @@ def verify_registration(
             expected_origin=party.origin,
             require_user_presence=True,
             require_user_verification=False,
-            supported_pub_key_algs=ALGORITHMS,
+            supported_pub_key_algs=_algorithms(),
         )
     except Exception as exc:  # anything at all, from any parser below: one refusal
         raise SignatureError(_REFUSED) from exc
@@ -196,6 +217,10 @@ def verify_registration(
 def claim(credential: Mapping[str, Any]) -> Claim:
     """Which credential an AuthenticationResponseJSON names, to look its public key up.
     Nothing in it is verified yet. Raises SignatureError."""
+    from webauthn.helpers.parse_authentication_credential_json import (  # noqa: PLC0415
+        parse_authentication_credential_json,
+    )
+
     try:
         parsed = parse_authentication_credential_json(dict(credential))
     except Exception as exc:  # anything at all: one refusal
@@ -213,6 +238,8 @@ def verify_authentication(
 ) -> Assertion:
     """Check an AuthenticationResponseJSON made with `public_key` against the challenge it
     must answer. Raises SignatureError. The counter is the caller's to compare (see above)."""
+    import webauthn  # noqa: PLC0415
+
     try:
         verified = webauthn.verify_authentication_response(
             credential=dict(credential),
@@ -235,11 +262,16 @@ def verify_authentication(
 
 
 def _descriptors(passkeys: Sequence[Stored]) -> list[PublicKeyCredentialDescriptor]:
+    from webauthn.helpers.structs import (  # noqa: PLC0415
+        AuthenticatorTransport,
+        PublicKeyCredentialDescriptor,
+    )
+
+    known = _known_transports()
     return [
         PublicKeyCredentialDescriptor(
             id=p.credential_id,
-            transports=[AuthenticatorTransport(t) for t in p.transports if t in _TRANSPORTS]
-            or None,
+            transports=[AuthenticatorTransport(t) for t in p.transports if t in known] or None,
         )
         for p in passkeys
     ]
@@ -251,4 +283,4 @@ def _transports(credential: Mapping[str, Any]) -> tuple[str, ...]:
     listed = response.get("transports") if isinstance(response, dict) else None
     if not isinstance(listed, list):
         return ()
-    return tuple(sorted({t for t in listed if isinstance(t, str) and t in _TRANSPORTS}))
+    return tuple(sorted({t for t in listed if isinstance(t, str) and t in _known_transports()}))

@@ -39,12 +39,13 @@ def serve(
     for the commands it suggests."""
     import uvicorn  # noqa: PLC0415  (the web stack is loaded only to serve)
 
-    from pli.server import security  # noqa: PLC0415
+    from pli.server import memory, security  # noqa: PLC0415
     from pli.server.app import create_app  # noqa: PLC0415
     from pli.server.protocol import protocol_for  # noqa: PLC0415
 
     tls = _tls_context(tls_cert, tls_key)
     settings = Settings.from_env(data)
+    memory.hand_back_large_blocks()
     data.mkdir(parents=True, exist_ok=True, mode=0o700)
     migrate_apart(database_url(data, settings.database_url))
     app = create_app(settings)
