@@ -1,5 +1,5 @@
 """The client's encryption alone, in a process of its own: the same pipeline `pli send` runs
-(read and hash, seal into parts and hash), with the parts written to a file instead of
+(read, seal into parts, hash the parts), with the parts written to a file instead of
 uploaded. Prints the seconds it took, from opening the source to closing the output; the
 interpreter's start-up is measured separately (benchmarks/commands.py).
 

@@ -198,7 +198,7 @@ NOTES = """How each figure is taken:
   complete on disk (fetched, decrypted and checked in the worker, streamed through the app's
   service worker). Sign-in and key unlock are not timed. The heap is the page's
   `performance.memory`, sampled every 50 ms: its workers' are not counted.
-- client encryption: the pipeline `pli send` runs (read and hash, seal into parts and hash),
+- client encryption: the pipeline `pli send` runs (read, seal into parts, hash the parts),
   writing to a file instead of uploading, in a process of its own, interpreter start-up not
   included; the reference is `age -r KEY -o file file`, start-up included.
 - server alone: curl is the client of both servers. Ingest: one tus `PATCH` of the whole file

@@ -135,8 +135,8 @@ def _forge(server: Server, request_id: str, fragment: lk.RequestFragment, token:
     }
     httpx.patch(f"{server.url}{created.headers['location']}", headers=patch, content=sealed)
     entry = FileEntry(
-        file_id, "results.csv", len(plain), hashlib.sha256(plain).hexdigest(), len(sealed),
-        hashlib.sha256(sealed).hexdigest(),
+        file_id, "results.csv", len(plain), len(sealed), hashlib.sha256(sealed).hexdigest(),
+        sha256=hashlib.sha256(plain).hexdigest(),
     )  # fmt: skip
     answer = lk.Answer(request_id, transfer["id"], "Dr Forger", "", [entry], "2026-01-01T00:00:00Z")
     manifest = base64.b64encode(lk.seal_answer(fragment, answer)).decode()

@@ -5,6 +5,7 @@ checks the real `pli get` refuses with a one-line error and writes nothing at al
 
 from __future__ import annotations
 
+import hashlib
 import json
 import sqlite3
 import time
@@ -14,11 +15,12 @@ from pathlib import Path
 
 import pytest
 
-from pli.crypto import age
+from pli.client.sdk import Client
+from pli.crypto import age, signing
 from pli.crypto import manifest as mf
 from pli.crypto.bundle import parse_bundle
 from pli.crypto.identity import DeviceIdentity
-from tests.integration.conftest import Server, User, three_people
+from tests.integration.conftest import PASSPHRASE, Server, User, three_people
 
 
 @contextmanager
@@ -142,9 +144,7 @@ def test_manifest_forged_by_the_server(trio: tuple[User, User, User], tmp_path: 
             transfer=transfer,
             sender=mf.key_entry(bundles[alice.email]),
             recipients=[mf.key_entry(bundles[bob.email])],
-            files=[
-                mf.FileEntry(i, "invoice.pdf.exe", 7, "0" * 64, size, "1" * 64) for i, size in files
-            ],
+            files=[mf.FileEntry(i, "invoice.pdf.exe", 7, size, "1" * 64) for i, size in files],
             created="2026-11-28T00:00:00Z",
             expires="2026-12-05T00:00:00Z",
             message="please run the attachment",
@@ -286,3 +286,53 @@ def test_a_device_the_server_drops_is_said(trio: tuple[User, User, User], tmp_pa
         db.execute("DELETE FROM devices WHERE id = ?", (new_device,))
     third = alice.ok("send", str(source(tmp_path, "third.csv", b"3")), "--to", bob.email)
     assert f"device {new_device} of {bob.email} was removed" in third.stderr
+
+
+# --- transfers sealed before manifest v2 ---------------------------------------------------
+
+CONTENT = b"patient;result\nP-0001;negative\n"
+
+
+def _reseal_as_v1(alice: User, transfer: str, plaintext_sha256: str) -> None:
+    """What a client before v2 sealed for this transfer: the same document under
+    `pli/manifest/v1`, with the plaintext digest, signed by Alice's own device."""
+    client = Client(home_path=alice.home)
+    try:
+        identity = client.unlock(PASSPHRASE)
+    finally:
+        client.close()
+    with database(alice.server) as db:
+        (sealed,) = db.execute(
+            "SELECT manifest FROM transfers WHERE id = ?", (transfer,)
+        ).fetchone()
+        _, signed = mf.open_sealed(sealed, identity.age_identity)
+        doc = signed["doc"]
+        assert doc["kind"] == mf.MANIFEST_KIND  # what is written today
+        files = [{**f, "sha256": plaintext_sha256} for f in doc["files"]]
+        legacy = {**doc, "kind": mf.MANIFEST_V1, "files": files}
+        readers = [age.Recipient.parse(k["age"]) for k in (doc["sender"], *doc["recipients"])]
+        text = signing.canonical_json(identity.sign(mf.MANIFEST_V1, legacy))
+        db.execute(
+            "UPDATE transfers SET manifest = ? WHERE id = ?", (age.encrypt(text, readers), transfer)
+        )
+
+
+def test_a_transfer_sealed_with_a_v1_manifest_is_received(
+    trio: tuple[User, User, User], tmp_path: Path
+) -> None:
+    alice, bob, _ = trio
+    transfer = alice.send(source(tmp_path, "results.csv", CONTENT), to=bob.email)
+    _reseal_as_v1(alice, transfer, hashlib.sha256(CONTENT).hexdigest())
+    listed = bob.ok("inbox", "--json").json()
+    assert listed[0]["verified"] is True
+    bob.ok("get", transfer, "-o", str(tmp_path / "out"))
+    assert (tmp_path / "out" / "results.csv").read_bytes() == CONTENT
+
+
+def test_a_v1_manifest_still_binds_the_plaintext(
+    trio: tuple[User, User, User], tmp_path: Path
+) -> None:
+    alice, bob, _ = trio
+    transfer = alice.send(source(tmp_path, "results.csv", CONTENT), to=bob.email)
+    _reseal_as_v1(alice, transfer, hashlib.sha256(b"other results").hexdigest())
+    refused(bob, transfer, tmp_path / "out", "a decrypted file does not match the sender's")

@@ -31,7 +31,7 @@ from cryptography.hazmat.primitives.kdf.scrypt import Scrypt
 from pli.crypto import age, signing
 from pli.crypto.bundle import BUNDLE_KIND, fingerprint
 from pli.crypto.identity import PRIVATE_KIND, DeviceIdentity
-from pli.crypto.manifest import MANIFEST_KIND
+from pli.crypto.manifest import MANIFEST_KIND, MANIFEST_V1
 from pli.crypto.stream import PayloadEncryptor, hkdf_sha256
 
 HERE = Path(__file__).resolve().parent
@@ -217,7 +217,7 @@ def keys_vectors() -> dict[str, Any]:
             "a signature made for another kind of document never verifies as a key bundle",
             "signed": {
                 "doc": doc,
-                "sig": raw_signature(ALICE.signing_key, MANIFEST_KIND.encode() + b"\n", doc),
+                "sig": raw_signature(ALICE.signing_key, MANIFEST_V1.encode() + b"\n", doc),
             },
         },
         {
@@ -306,6 +306,24 @@ def participant(identity: DeviceIdentity) -> dict[str, Any]:
     }
 
 
+def sealed_manifest(
+    kind: str, doc: dict[str, Any], readers: list[age.Recipient], label: str
+) -> dict[str, Any]:
+    """A manifest signed under `kind` by Alice and sealed to `readers`, every step shown."""
+    manifest = signed_parts(ALICE.signing_key, kind, doc)
+    plaintext = signing.canonical_json(manifest["signed"])
+    sealed, params = age_to_recipients(plaintext, readers, label)
+    manifest.update(
+        {
+            "plaintext": plaintext.decode("utf-8"),
+            "sealed_to": [str(r) for r in readers],
+            "age_params": params,
+            "sealed_b64": b64(sealed),
+        }
+    )
+    return manifest
+
+
 def manifest_vectors() -> dict[str, Any]:
     readers = [BOB.age_identity.recipient, ALICE.age_identity.recipient]
     blobs, entries = [], []
@@ -324,11 +342,14 @@ def manifest_vectors() -> dict[str, Any]:
                 "id": file_id,
                 "name": name,
                 "size": len(plaintext),
-                "sha256": hashlib.sha256(plaintext).hexdigest(),
                 "ciphertext_size": len(ciphertext),
                 "ciphertext_sha256": hashlib.sha256(ciphertext).hexdigest(),
             }
         )
+    v1_entries = [
+        {**entry, "sha256": hashlib.sha256(plaintext).hexdigest()}
+        for entry, (_, plaintext) in zip(entries, FILES, strict=True)
+    ]
     doc: dict[str, Any] = {
         "kind": MANIFEST_KIND,
         "transfer": TRANSFER,
@@ -339,17 +360,10 @@ def manifest_vectors() -> dict[str, Any]:
         "expires": EXPIRES,
         "message": MESSAGE,
     }
-    manifest = signed_parts(ALICE.signing_key, MANIFEST_KIND, doc)
-    plaintext = signing.canonical_json(manifest["signed"])
-    sealed, params = age_to_recipients(plaintext, readers, "manifest")
-    manifest.update(
-        {
-            "plaintext": plaintext.decode("utf-8"),
-            "sealed_to": [str(r) for r in readers],
-            "age_params": params,
-            "sealed_b64": b64(sealed),
-        }
-    )
+    v1_doc = {**doc, "kind": MANIFEST_V1, "files": v1_entries}
+    manifest = sealed_manifest(MANIFEST_KIND, doc, readers, "manifest/v2")
+    # Byte for byte the v1 vector published before v2: what older clients sealed still opens.
+    manifest_v1 = sealed_manifest(MANIFEST_V1, v1_doc, readers, "manifest")
 
     sig = manifest["signed"]["sig"]
     replayed = {**doc, "transfer": fixed("another transfer", 16).hex()}
@@ -381,6 +395,27 @@ def manifest_vectors() -> dict[str, Any]:
             "why": "re-attribution: names Alice as sender but is signed with Mallory's key",
             "signed": signing.sign(MALLORY.signing_key, MANIFEST_KIND, doc),
         },
+        {
+            "name": "v2_signed_under_v1_context",
+            "why": "a v2 document with a valid signature by the sender over 'pli/manifest/v1' LF "
+            "canonical(doc): the context is the document's own kind, never the other version's",
+            "signed": {
+                "doc": doc,
+                "sig": raw_signature(ALICE.signing_key, MANIFEST_V1.encode() + b"\n", doc),
+            },
+        },
+        {
+            "name": "v2_file_with_sha256",
+            "why": "a v2 document, validly signed, whose files carry v1's plaintext digest: "
+            "each version has exactly its own members",
+            "signed": signing.sign(ALICE.signing_key, MANIFEST_KIND, {**doc, "files": v1_entries}),
+        },
+        {
+            "name": "v1_file_without_sha256",
+            "why": "a v1 document, validly signed, whose files lack the plaintext digest v1 "
+            "requires",
+            "signed": signing.sign(ALICE.signing_key, MANIFEST_V1, {**v1_doc, "files": entries}),
+        },
     ]
     for i, case in enumerate(cases):
         text = signing.canonical_json(case["signed"])
@@ -409,6 +444,7 @@ def manifest_vectors() -> dict[str, Any]:
         "recipient": participant(BOB),
         "files": blobs,
         "manifest": manifest,
+        "manifest_v1": manifest_v1,
         "invalid_manifests": cases,
     }
 

@@ -32,7 +32,14 @@ import {
   signDoc,
   type Signed,
 } from "../src/crypto/keys.js";
-import { checkFileList, checkNotExpired, sealManifest, type ManifestDoc } from "../src/crypto/manifest.js";
+import {
+  MANIFEST_KIND,
+  MANIFEST_V1_KIND,
+  checkFileList,
+  checkNotExpired,
+  sealManifest,
+  type ManifestDoc,
+} from "../src/crypto/manifest.js";
 import {
   LINK_GONE,
   answerMac,
@@ -351,23 +358,22 @@ describe("URLs", () => {
 describe("a link's manifest (getter steps 8–14)", () => {
   const linkId = V.link.id;
 
+  const file = {
+    id: "3d5ca776dd3693459326b07ddc0a46f8",
+    name: "a.txt",
+    size: 1,
+    ciphertext_size: 201,
+    ciphertext_sha256: "b".repeat(64),
+  };
+
   async function linkManifest(change: Partial<ManifestDoc> = {}) {
     const me = await requester();
     const doc: ManifestDoc = {
-      kind: "pli/manifest/v1",
+      kind: MANIFEST_KIND,
       transfer: linkId,
       sender: publicKey(me.device),
       recipients: [linkRecipientEntry(V.link.recipient)],
-      files: [
-        {
-          id: "3d5ca776dd3693459326b07ddc0a46f8",
-          name: "a.txt",
-          size: 1,
-          sha256: "a".repeat(64),
-          ciphertext_size: 201,
-          ciphertext_sha256: "b".repeat(64),
-        },
-      ],
+      files: [file],
       created: "2026-03-01T09:00:00Z",
       expires: "2026-03-08T09:00:00Z",
       message: "",
@@ -396,12 +402,46 @@ describe("a link's manifest (getter steps 8–14)", () => {
     await refused(openLinkManifest(sealed, "42f7597312ac7e9e726a159d380a7d39", V.link.identity), IntegrityError);
     // Encrypted to the link, but signed for recipients that do not name it.
     const elsewhere = { ...doc, recipients: [linkRecipientEntry(await recipientOf(other))] };
-    const signed = await signDoc("pli/manifest/v1", { ...elsewhere, sender: doc.sender }, me.seed);
+    const signed = await signDoc(MANIFEST_KIND, { ...elsewhere, sender: doc.sender }, me.seed);
     const misdirected = await ageEncrypt(canonical(signed), [V.link.recipient]);
     await refused(openLinkManifest(misdirected, linkId, V.link.identity), IntegrityError);
     const forged = { ...signed, doc: { ...signed.doc, recipients: doc.recipients } };
     const altered = await ageEncrypt(canonical(forged), [V.link.recipient]);
     await refused(openLinkManifest(altered, linkId, V.link.identity), SignatureError);
+  });
+
+  it("writes v2, whose files have no sha256, even from a v1 document", async () => {
+    const v1File = { ...file, sha256: "a".repeat(64) };
+    const { doc, sealed } = await linkManifest({ kind: MANIFEST_V1_KIND, files: [v1File] });
+    const opened = await openLinkManifest(sealed, linkId, V.link.identity);
+    expect(opened.doc).toEqual({ ...doc, kind: MANIFEST_KIND, files: [file] });
+    expect(text(await ageDecrypt(sealed, V.link.identity))).not.toContain('"sha256"');
+  });
+
+  /** `doc` signed by its sender under `context`, sealed to the link. */
+  async function sealedAs(context: string, doc: Record<string, unknown>): Promise<Uint8Array> {
+    const me = await requester();
+    return ageEncrypt(canonical(await signDoc(context, doc, me.seed)), [V.link.recipient]);
+  }
+
+  it("still opens and verifies a v1 manifest, under the v1 context only", async () => {
+    const { doc } = await linkManifest();
+    const v1 = { ...doc, kind: MANIFEST_V1_KIND, files: [{ ...file, sha256: "a".repeat(64) }] };
+    const opened = await openLinkManifest(await sealedAs(MANIFEST_V1_KIND, v1), linkId, V.link.identity);
+    expect(opened.doc).toEqual(v1);
+    // The same v1 signature on the document relabelled v2 (without its sha256) does not verify.
+    const signed = await signDoc(MANIFEST_V1_KIND, v1, (await requester()).seed);
+    const relabelled = { ...signed, doc: { ...doc } };
+    const sealed = await ageEncrypt(canonical(relabelled), [V.link.recipient]);
+    await refused(openLinkManifest(sealed, linkId, V.link.identity), SignatureError);
+  });
+
+  it("refuses a v2 file with a sha256 and a v1 file without one", async () => {
+    const { doc } = await linkManifest();
+    const v2WithDigest = { ...doc, files: [{ ...file, sha256: "a".repeat(64) }] };
+    await refused(openLinkManifest(await sealedAs(MANIFEST_KIND, v2WithDigest), linkId, V.link.identity), SignatureError);
+    const v1WithoutDigest = { ...doc, kind: MANIFEST_V1_KIND };
+    await refused(openLinkManifest(await sealedAs(MANIFEST_V1_KIND, v1WithoutDigest), linkId, V.link.identity), SignatureError);
   });
 });
 
@@ -653,5 +693,9 @@ describe("a request, end to end", () => {
     await refused(openAnswer(sealed, opened.keys, requestId, REQUEST_ID), IntegrityError);
     await refused(openRequestKey(sealedKey, me.ageIdentity, REQUEST_ID, own), IntegrityError);
     await refused(sealAnswer(fragment, { ...answer, files: [{ ...file, size: -1 }] }), IntegrityError);
+    // An answer's files keep their plaintext's sha256 (pli/answer/v1): one without it is refused.
+    const { sha256: _sha256, ...undigested } = file;
+    const withoutDigest = { ...answer, files: [undigested] } as unknown as typeof answer;
+    await refused(sealAnswer(fragment, withoutDigest), IntegrityError);
   });
 });

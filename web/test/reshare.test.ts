@@ -18,7 +18,7 @@ const { asFile, decryptAll, offer, reshareMessage, take } = await import("../src
 
 function entry(id: string, name: string, text: string): ManifestFile {
   const size = new TextEncoder().encode(text).length;
-  return { id, name, size, sha256: "", ciphertext_size: size + 100, ciphertext_sha256: "" };
+  return { id, name, size, ciphertext_size: size + 100, ciphertext_sha256: "" };
 }
 
 const FILES = [entry("f1", "cas groupés.csv", "cas groupés\n"), entry("f2", "notes.txt", "suite")];

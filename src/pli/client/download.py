@@ -12,9 +12,10 @@ with no other link, and locked while in use. When a `get` finds one:
 
 - decrypted output: it keeps the partial file's whole 64 KiB chunks (never the file's last
   chunk), asks the server for the age header again (`Range: bytes=0-…`), opens it, and rebuilds
-  the digests of the kept part: the plaintext as it is, the ciphertext by sealing the plaintext
-  again with the file key and nonce (age's STREAM is deterministic given those and the chunk
-  index; see `pli.crypto.age.Decryptor.replay`);
+  the digests of the kept part: the ciphertext by sealing the plaintext again with the file key
+  and nonce (age's STREAM is deterministic given those and the chunk index; see
+  `pli.crypto.age.Decryptor.replay`), and the plaintext as it is for a v1 manifest, which signs
+  its digest;
 - `--raw` output: it keeps the partial ciphertext as it is, if it starts with the same header.
 
 Then it asks for the rest with `Range` and `If-Range` (the header answer's `ETag`): a server
@@ -178,14 +179,14 @@ class Receiver:
         self.api, self.path, self.entry, self.out = api, path, entry, partial
         self.identities, self.progress, self.label = identities, progress, label
         self.resumed = False  # whether the partial file's content was used
-        self.cipher_hash, self.plain_hash = hashlib.sha256(), hashlib.sha256()
+        self.cipher_hash, self.plain_hash = hashlib.sha256(), self._plain_digest()
         self.received = self.written = 0
         self.decryptor: Decryptor | None = None
 
     def _reset(self) -> None:
         """Start from the beginning of the file."""
         self.out.cut(0)
-        self.cipher_hash, self.plain_hash = hashlib.sha256(), hashlib.sha256()
+        self.cipher_hash, self.plain_hash = hashlib.sha256(), self._plain_digest()
         self.received = self.written = 0
         self.decryptor = None if self.identities is None else Decryptor(self.identities)
         self.resumed = False
@@ -248,7 +249,7 @@ class Receiver:
     def _replay(self, header: bytes, keep: int, chunks: int) -> bool:
         """Bring the digests (and the decryptor) to the end of the kept part of the file, read
         from its start; False if that part cannot be used."""
-        cipher_hash, plain_hash = hashlib.sha256(header), hashlib.sha256()
+        cipher_hash, plain_hash = hashlib.sha256(header), self._plain_digest()
         decryptor = None
         if self.identities is None:
             start = bytearray(len(header))
@@ -268,7 +269,8 @@ class Receiver:
             if decryptor.update(header):
                 return False
             for plain, sealed in decryptor.replay(self.out):
-                plain_hash.update(plain)
+                if plain_hash is not None:
+                    plain_hash.update(plain)
                 cipher_hash.update(sealed)
             received, written = len(header) + chunks * SEALED_CHUNK_SIZE, keep
         self.cipher_hash, self.plain_hash, self.decryptor = cipher_hash, plain_hash, decryptor
@@ -306,7 +308,7 @@ class Receiver:
             reader.join()
         if self.decryptor is not None:
             last = self.decryptor.finish()
-            self.plain_hash.update(last)
+            self._hash_plain(last)
             self.out.write(memoryview(last))
             self.written += len(last)
 
@@ -356,7 +358,7 @@ class Receiver:
             self.written += len(data)
             return
         n = self.decryptor.update_into(data, plain)
-        self.plain_hash.update(plain[:n])
+        self._hash_plain(plain[:n])
         self.out.write(plain[:n])
         self.written += n
 
@@ -370,10 +372,20 @@ class Receiver:
         ):
             raise IntegrityError("a file does not match the sender's signed manifest")
         if self.decryptor is not None and (
-            self.written != entry.size or self.plain_hash.hexdigest() != entry.sha256
+            self.written != entry.size
+            or (self.plain_hash is not None and self.plain_hash.hexdigest() != entry.sha256)
         ):
             raise IntegrityError("a decrypted file does not match the sender's signed manifest")
         os.fsync(self.out.fd)
+
+    def _plain_digest(self) -> hashlib._Hash | None:
+        """A hash of the plaintext, for an entry that signs one (v1 manifests); a v2 entry's
+        ciphertext digest fixes the plaintext, and hashing it again would only cost time."""
+        return hashlib.sha256() if self.entry.sha256 is not None else None
+
+    def _hash_plain(self, plain: bytes | memoryview) -> None:
+        if self.plain_hash is not None:
+            self.plain_hash.update(plain)
 
 
 def _read_exactly(body: Download, size: int) -> bytes:

@@ -25,7 +25,7 @@ from urllib.parse import urlsplit, urlunsplit
 from pli.client.api import Api, check_url
 from pli.client.download import RESUMABLE, Fetch, receive_all
 from pli.client.upload import Digests, SentRecord, Uploader, encrypted_parts, send_file
-from pli.crypto import age, signing
+from pli.crypto import age
 from pli.crypto import links as lk
 from pli.crypto import manifest as mf
 from pli.crypto.bundle import fingerprint
@@ -254,7 +254,7 @@ def _link_manifest(
         ) from exc
     if manifest.transfer != link_id:
         raise IntegrityError("the manifest belongs to another link (replayed by the server?)")
-    signing.verify(signing.public_key(manifest.sender["ed25519"]), mf.MANIFEST_KIND, signed)
+    mf.verify_signed_by(signed, manifest.sender["ed25519"])
     if str(identity.recipient) not in [r["age"] for r in manifest.recipients]:
         raise IntegrityError("the manifest does not name this link as a recipient")
     if listed_files(transfer) != [(f.id, f.ciphertext_size) for f in manifest.files]:
@@ -441,9 +441,11 @@ def _upload(
     # Parts sent again after a cut must be the very same bytes: the key is never reused on
     # anything else.
     sent = SentRecord([], lambda digest: None)
-    parts = functools.partial(encrypted_parts, path, size, encryptor, digests, sent.check)
+    parts = functools.partial(
+        encrypted_parts, path, size, encryptor, digests, sent.check, plaintext_digest=True
+    )
     send_file(uploader, length, parts, progress.advance)
-    return mf.FileEntry(file_id, path.name, size, digests.plain, length, digests.cipher)
+    return mf.FileEntry(file_id, path.name, size, length, digests.cipher, sha256=digests.plain)
 
 
 def readable_file(path: Path) -> Path:

@@ -1205,7 +1205,6 @@ class Client:
             id=slot["id"],
             name=path.name,
             size=size,
-            sha256=digests.plain,
             ciphertext_size=length,
             ciphertext_sha256=digests.cipher,
         )

@@ -1,8 +1,9 @@
 """Sending one file: encrypted in a pipeline, uploaded in parts over tus, resumable.
 
-Three stages overlap, each in its own thread, joined by small bounded queues of reused
-buffers: read and hash the plaintext; seal it into ~8 MiB parts and hash the ciphertext;
-upload each part. A send costs about the time of its slowest stage, in constant memory.
+Stages overlap, each in its own thread, joined by small bounded queues of reused buffers:
+read the plaintext (and hash it, for a request's answer only: a manifest signs the ciphertext
+alone, which fixes the plaintext); seal it into ~8 MiB parts; hash the ciphertext; upload each
+part. A send costs about the time of its slowest stage, in constant memory.
 
 Resuming never reuses a keystream. Before a part is sent, the SHA-256 of the ciphertext up to
 its end is appended to a local record. On resume the file is read and sealed again from the
@@ -56,7 +57,10 @@ class Part:
 
 @dataclass
 class Digests:
-    plain: str = ""
+    """Filled in by the pipeline. `plain` is the plaintext's SHA-256 when asked for (request
+    answers carry it), else None."""
+
+    plain: str | None = None
     cipher: str = ""
 
 
@@ -118,9 +122,10 @@ class _Pipeline:
         encryptor: Encryptor,
         digests: Digests,
         check: Callable[[Part], None],
+        plaintext_digest: bool,
     ) -> None:
         self.path, self.size, self.encryptor, self.digests = path, size, encryptor, digests
-        self.check = check
+        self.check, self.plaintext_digest = check, plaintext_digest
         self.per_part = chunks_per_part(size)
         self.stop = threading.Event()
         self.free_plain: _Queue[bytearray] = _Queue(self.stop)
@@ -135,7 +140,8 @@ class _Pipeline:
         self.parts: _Queue[Part | None] = _Queue(self.stop, _DEPTH - 1)
 
     def read(self) -> None:
-        plain_hash, total, last = hashlib.sha256(), 0, False
+        plain_hash = hashlib.sha256() if self.plaintext_digest else None
+        total, last = 0, False
         with self.path.open("rb", buffering=0) as handle:
             while not last:
                 buffer = self.free_plain.get()
@@ -143,13 +149,15 @@ class _Pipeline:
                 n = (handle.readinto(memoryview(buffer)[:want]) or 0) if want else 0
                 if n != want:
                     raise UsageError(f"{self.path} changed while it was being sent")
-                plain_hash.update(memoryview(buffer)[:n])
+                if plain_hash is not None:
+                    plain_hash.update(memoryview(buffer)[:n])
                 total += n
                 last = total == self.size
                 self.plain.put((buffer, n, last))
             if handle.read(1):
                 raise UsageError(f"{self.path} changed while it was being sent")
-        self.digests.plain = plain_hash.hexdigest()
+        if plain_hash is not None:
+            self.digests.plain = plain_hash.hexdigest()
 
     def seal(self) -> None:
         sealer, index, last = self.encryptor.sealer(), 0, False
@@ -221,11 +229,13 @@ def encrypted_parts(
     encryptor: Encryptor,
     digests: Digests,
     check: Callable[[Part], None] = lambda part: None,
+    *,
+    plaintext_digest: bool = False,
 ) -> Iterator[Part]:
-    """The encrypted file, part by part; `digests` is filled in once the last part is out.
-    `check` sees each part before it is handed out. Each part's buffer is reused once the
-    next part is asked for."""
-    return _Pipeline(path, size, encryptor, digests, check).run()
+    """The encrypted file, part by part; `digests` is filled in once the last part is out
+    (the plaintext's only with `plaintext_digest`). `check` sees each part before it is handed
+    out. Each part's buffer is reused once the next part is asked for."""
+    return _Pipeline(path, size, encryptor, digests, check, plaintext_digest).run()
 
 
 class SentRecord:

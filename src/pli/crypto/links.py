@@ -348,7 +348,7 @@ def _check_answer(doc: Any) -> None:
             isinstance(doc[k], str) for k in ("request", "transfer", "name", "message", "created")
         )
         and isinstance(doc["files"], list)
-        and all(is_file_entry(f) for f in doc["files"])
+        and all(is_file_entry(f, plaintext_digest=True) for f in doc["files"])
     )
     if not ok:
         raise IntegrityError("malformed answer")

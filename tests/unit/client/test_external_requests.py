@@ -229,7 +229,7 @@ LINK = age.X25519Identity.generate()
 
 
 def _link_transfer(files: Any) -> dict[str, Any]:
-    entry = mf.FileEntry("c" * 32, "r.csv", 3, "1" * 64, 200, "2" * 64)
+    entry = mf.FileEntry("c" * 32, "r.csv", 3, 200, "2" * 64)
     manifest = mf.Manifest(
         transfer=LINK_ID,
         sender=mf.key_entry(BOB.public_bundle()),

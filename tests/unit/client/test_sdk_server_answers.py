@@ -25,7 +25,7 @@ SEALED_ME = ME.seal(PASSPHRASE, work_factor=10)  # the lowest work factor: fast 
 SESSION_TOKEN = "plis_" + "s" * 43
 REQUEST_ID = "0123456789abcdef0123456789abcdef"
 KEYS = lk.RequestKeys.generate()
-ENTRY = mf.FileEntry("c" * 32, "bilan.pdf", 3, "1" * 64, 200, "2" * 64)
+ENTRY = mf.FileEntry("c" * 32, "bilan.pdf", 3, 200, "2" * 64, sha256="1" * 64)
 LISTED = [{"id": ENTRY.id, "size": ENTRY.ciphertext_size}]
 CREATED, EXPIRES = "2029-12-01T00:00:00Z", "2099-12-01T00:00:00Z"
 

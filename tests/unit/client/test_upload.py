@@ -46,7 +46,7 @@ def test_the_parts_make_an_age_file(tmp_path: Path, size: int) -> None:
     whole = b"".join(data for _, data in parts)
     assert decrypt(whole, [identity]) == data
     assert len(whole) == encryptor.ciphertext_size(size)
-    assert digests.plain == hashlib.sha256(data).hexdigest()
+    assert digests.plain is None  # a manifest signs the ciphertext's digest only
     assert digests.cipher == hashlib.sha256(whole).hexdigest()
     offset = 0
     for part, body in parts:  # each digest covers the file up to the part's end
@@ -130,3 +130,17 @@ def test_chunks_are_sealed_only_in_the_shapes_age_allows() -> None:
     with pytest.raises(ValueError, match="64 KiB"):
         sealer.seal_into(3, b"", out, last=True)  # an empty last chunk only stands alone
     assert sealer.seal_into(0, b"", out, last=True) == 16
+
+
+@pytest.mark.parametrize("size", [0, PART + 1])
+def test_the_plaintext_digest_when_asked_for(tmp_path: Path, size: int) -> None:
+    """Request answers still carry the plaintext's SHA-256."""
+    data = os.urandom(size)
+    source = tmp_path / "f"
+    source.write_bytes(data)
+    encryptor = Encryptor.to_recipients([X25519Identity.generate().recipient])
+    digests = Digests()
+    parts = encrypted_parts(source, size, encryptor, digests, plaintext_digest=True)
+    whole = b"".join(bytes(part.data) for part in parts)
+    assert digests.plain == hashlib.sha256(data).hexdigest()
+    assert digests.cipher == hashlib.sha256(whole).hexdigest()

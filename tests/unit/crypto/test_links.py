@@ -1062,7 +1062,7 @@ def test_property_hostile_request_keys_raise_only_pli_errors(value: Any, field: 
 
 
 def _entry(name: str = "scan.pdf", file_id: str = "f1") -> FileEntry:
-    return FileEntry(file_id, name, 10, HEX, 200, HEX)
+    return FileEntry(file_id, name, 10, 200, HEX, sha256=HEX)
 
 
 def _answer(**changes: Any) -> lk.Answer:

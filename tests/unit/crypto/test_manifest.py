@@ -41,7 +41,6 @@ def _file() -> dict[str, Any]:
         "id": "f1",
         "name": "résultats.csv",
         "size": 10,
-        "sha256": HEX,
         "ciphertext_size": 200,
         "ciphertext_sha256": HEX,
     }
@@ -93,7 +92,7 @@ def _open_or_refuse(sealed: bytes) -> None:
         assert isinstance(entry.size, int)
         assert not isinstance(entry.size, bool)
         assert entry.size >= 0
-        assert len(entry.sha256) == 64
+        assert entry.sha256 is None  # v2: the plaintext's digest is not part of it
     assert all(isinstance(v, str) for v in opened.sender.values())
 
 

@@ -194,7 +194,7 @@ def test_context_string_is_what_separates_the_signatures() -> None:
     key = ALICE.signing_key.public_key()
     key.verify(
         age.b64decode(case["signed"]["sig"]),
-        mf.MANIFEST_KIND.encode() + b"\n" + signing.canonical_json(doc),
+        mf.MANIFEST_V1.encode() + b"\n" + signing.canonical_json(doc),
     )
     with pytest.raises(SignatureError):
         signing.verify(key, BUNDLE_KIND, case["signed"])
@@ -290,14 +290,24 @@ def test_sender_is_the_key_bundle_vector() -> None:
     assert MANIFEST["sender"]["signed_bundle"] == KEYS["public_bundle"]["signed"]
 
 
-def test_manifest_canonical_form_and_signature_are_byte_exact() -> None:
-    vector = MANIFEST["manifest"]
+# The manifest clients write (v2), and the one they still read (v1).
+VERSIONS = [("manifest", "pli/manifest/v2"), ("manifest_v1", "pli/manifest/v1")]
+
+
+def _fields(entry: mf.FileEntry) -> dict[str, Any]:
+    return {k: v for k, v in vars(entry).items() if v is not None}
+
+
+@pytest.mark.parametrize(("name", "kind"), VERSIONS)
+def test_manifest_canonical_form_and_signature_are_byte_exact(name: str, kind: str) -> None:
+    vector = MANIFEST[name]
     doc = vector["signed"]["doc"]
     canonical = signing.canonical_json(doc)
-    assert vector["context"] == mf.MANIFEST_KIND == doc["kind"]
+    assert vector["context"] == kind == doc["kind"]
+    assert kind in mf.KINDS
     assert canonical == vector["canonical_doc"].encode("utf-8")
-    assert vector["signed_message_hex"] == (b"pli/manifest/v1\n" + canonical).hex()
-    assert SENDER.sign(mf.MANIFEST_KIND, doc) == vector["signed"]
+    assert vector["signed_message_hex"] == (kind.encode() + b"\n" + canonical).hex()
+    assert SENDER.sign(kind, doc) == vector["signed"]
     assert age.b64decode(vector["signed"]["sig"]).hex() == vector["signature_hex"]
     key = SENDER.signing_key.public_key()
     key.verify(bytes.fromhex(vector["signature_hex"]), bytes.fromhex(vector["signed_message_hex"]))
@@ -324,9 +334,29 @@ def test_manifest_sealed_by_pli_carries_the_same_signed_document() -> None:
     assert signed == MANIFEST["manifest"]["signed"]
 
 
+def test_a_v1_transfer_sealed_again_is_written_as_v2() -> None:
+    """Re-sharing a v1 transfer: its entries' plaintext digests are dropped, the rest kept."""
+    v1 = MANIFEST["manifest_v1"]["signed"]["doc"]
+    entries = [mf.FileEntry(**f) for f in v1["files"]]
+    assert all(e.sha256 for e in entries)
+    manifest = mf.Manifest(
+        transfer=v1["transfer"],
+        sender=v1["sender"],
+        recipients=v1["recipients"],
+        files=entries,
+        created=v1["created"],
+        expires=v1["expires"],
+        message=v1["message"],
+    )
+    sealed = mf.seal(SENDER, manifest, [RECIPIENT.age_identity.recipient])
+    _, signed = mf.open_sealed(sealed, RECIPIENT.age_identity)
+    assert signed == MANIFEST["manifest"]["signed"]
+
+
+@pytest.mark.parametrize("name", [name for name, _ in VERSIONS])
 @pytest.mark.parametrize("who", ["recipient", "sender"])
-def test_sealed_manifest_opens_and_verifies(who: str) -> None:
-    vector = MANIFEST["manifest"]
+def test_sealed_manifest_opens_and_verifies(who: str, name: str) -> None:
+    vector = MANIFEST[name]
     reader = RECIPIENT if who == "recipient" else SENDER
     sealed = base64.b64decode(vector["sealed_b64"])
     assert vector["sealed_to"] == [
@@ -339,7 +369,7 @@ def test_sealed_manifest_opens_and_verifies(who: str) -> None:
     assert opened.transfer == doc["transfer"]
     assert opened.sender == doc["sender"]
     assert opened.recipients == doc["recipients"]
-    assert [vars(f) for f in opened.files] == doc["files"]
+    assert [_fields(f) for f in opened.files] == doc["files"]
     assert (opened.created, opened.expires, opened.message) == (
         doc["created"],
         doc["expires"],
@@ -354,9 +384,10 @@ def test_sealed_manifest_is_not_for_other_keys() -> None:
         mf.open_sealed(base64.b64decode(MANIFEST["manifest"]["sealed_b64"]), stranger.age_identity)
 
 
+@pytest.mark.parametrize("name", [name for name, _ in VERSIONS])
 @pytest.mark.parametrize("who", ["recipient", "sender"])
-def test_sealed_manifest_opens_with_the_age_cli(tmp_path: Path, who: str) -> None:
-    vector = MANIFEST["manifest"]
+def test_sealed_manifest_opens_with_the_age_cli(tmp_path: Path, who: str, name: str) -> None:
+    vector = MANIFEST[name]
     sealed = base64.b64decode(vector["sealed_b64"])
     plain = _age_decrypt(tmp_path, sealed, MANIFEST[who]["derived"]["age_identity"])
     assert plain == vector["plaintext"].encode("utf-8")
@@ -366,6 +397,9 @@ def test_sealed_manifest_opens_with_the_age_cli(tmp_path: Path, who: str) -> Non
 def test_files_match_the_signed_manifest(tmp_path: Path, index: int) -> None:
     blob = MANIFEST["files"][index]
     entry = MANIFEST["manifest"]["signed"]["doc"]["files"][index]
+    v1_entry = MANIFEST["manifest_v1"]["signed"]["doc"]["files"][index]
+    assert v1_entry == {**entry, "sha256": v1_entry["sha256"]}  # v2 is v1 without it
+    assert "sha256" not in entry
     ciphertext = base64.b64decode(blob["ciphertext_b64"])
     plaintext = base64.b64decode(blob["plaintext_b64"])
     assert blob["id"] == entry["id"]
@@ -375,7 +409,7 @@ def test_files_match_the_signed_manifest(tmp_path: Path, index: int) -> None:
     )
     assert (len(plaintext), hashlib.sha256(plaintext).hexdigest()) == (
         entry["size"],
-        entry["sha256"],
+        v1_entry["sha256"],
     )
     assert age.decrypt(ciphertext, [RECIPIENT.age_identity]) == plaintext
     assert _age_decrypt(tmp_path, ciphertext, MANIFEST["recipient"]["derived"]["age_identity"]) == (

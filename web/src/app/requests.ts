@@ -24,7 +24,7 @@ import {
   type RequestFragment,
   type RequestKeys,
 } from "../crypto/links.js";
-import { checkFileList } from "../crypto/manifest.js";
+import { checkFileList, type DigestedFile, type ManifestFile } from "../crypto/manifest.js";
 import { ciphertextSize } from "../crypto/sizes.js";
 import { call, path, problem, type TransferOut } from "./api.js";
 import { checkAssignedExpiry, Control, uploadAll, type SendProgress } from "./transfers.js";
@@ -148,10 +148,17 @@ export function answerRequest(
       throw new UsageError("these files are more than this request still accepts");
     }
     const reserved = await publicCall<Reserved>("POST", path`/api/v1/public/requests/${request.id}/answers`, request.token, { files: sizes });
-    const entries = await uploadAll(reserved.transfer, files, recipients, reserved.token, progress, control);
-    const answer = { request: request.id, transfer: reserved.transfer.id, name, message, files: entries, created: reserved.transfer.created_at };
+    const entries = await uploadAll(reserved.transfer, files, recipients, reserved.token, progress, control, { digestPlaintext: true });
+    const answer = { request: request.id, transfer: reserved.transfer.id, name, message, files: entries.map(digested), created: reserved.transfer.created_at };
     const sealed = await sealAnswer(request.fragment, answer);
     await publicCall("POST", path`/api/v1/public/answers/${reserved.transfer.id}/seal`, reserved.token, { manifest: base64Padded(sealed) });
   })();
   return { done, cancel: () => control.cancel() };
+}
+
+/** An answer's entry, which has its plaintext's `sha256` (pli/answer/v1): the worker hashed it. */
+function digested(entry: ManifestFile): DigestedFile {
+  const { sha256 } = entry;
+  if (sha256 === undefined) throw new Error("a file's digest is missing from its upload");
+  return { ...entry, sha256 };
 }

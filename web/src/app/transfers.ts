@@ -7,6 +7,7 @@ import { base64Padded, fromBase64Padded } from "../crypto/b64.js";
 import { IntegrityError, PliError, SignatureError, TrustError } from "../crypto/errors.js";
 import { sameKeys, type Device, type Identity, type PublicKey } from "../crypto/keys.js";
 import {
+  MANIFEST_KIND,
   checkAddressedTo,
   checkFileList,
   checkSender,
@@ -95,10 +96,17 @@ export class Control {
   }
 }
 
+/** How `uploadAll` uploads: see `SendFile` in ../worker/protocol.ts. */
+export interface UploadOptions {
+  keep?: string;
+  digestPlaintext?: boolean;
+}
+
 /**
  * Encrypt and upload every file of a created transfer to `ages`, one after the other; the
  * manifest entries. `token` is the account's session, or a request's guest token. With `keep`
- * (the account's email), each upload is kept resumable in this browser (./pending.ts).
+ * (the account's email), each upload is kept resumable in this browser (./pending.ts); with
+ * `digestPlaintext` (a request's answer), each entry has its plaintext's `sha256`.
  */
 export async function uploadAll(
   transfer: { id: string; files: { id: string }[] },
@@ -107,14 +115,14 @@ export async function uploadAll(
   token: string,
   progress: (p: SendProgress) => void,
   control: Control,
-  keep?: string,
+  options: UploadOptions = {},
 ): Promise<ManifestFile[]> {
   const entries: ManifestFile[] = [];
   for (const [i, file] of files.entries()) {
     if (control.cancelled) throw new jobs.Cancelled("cancelled");
     const slot = transfer.files[i];
     if (!slot) throw new IntegrityError("the server made fewer file slots than asked");
-    control.current = jobs.sendFile({ file, recipients: ages, transfer: transfer.id, slot: slot.id, token, keep }, (p) => {
+    control.current = jobs.sendFile({ file, recipients: ages, transfer: transfer.id, slot: slot.id, token, ...options }, (p) => {
       if (p.restarted) control.restarted.push(file.name);
       progress({ file: i, done: p.done, total: p.total, retrying: p.retrying ?? false });
     });
@@ -160,7 +168,7 @@ async function delivering(
     if (keep) await pending.forget(keep, transfer.id).catch(() => undefined);
   };
   try {
-    const entries = await uploadAll(transfer, files, ages, session()?.token ?? "", progress, control, keep);
+    const entries = await uploadAll(transfer, files, ages, session()?.token ?? "", progress, control, { keep });
     const sealed = await sealManifest(manifest(entries), me);
     await call("POST", path`/api/v1/transfers/${transfer.id}/seal`, { manifest: base64Padded(sealed) });
   } catch (error) {
@@ -258,7 +266,7 @@ async function kept(
 export function manifest(transfer: TransferOut, me: Identity, recipients: PublicKey[], files: ManifestFile[], message: string): ManifestDoc {
   const key = (d: PublicKey): PublicKey => ({ email: d.email, device: d.device, age: d.age, ed25519: d.ed25519 });
   return {
-    kind: "pli/manifest/v1",
+    kind: MANIFEST_KIND,
     transfer: transfer.id,
     sender: key(me.device),
     recipients: recipients.map(key),

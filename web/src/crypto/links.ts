@@ -48,13 +48,13 @@ import {
 } from "./keys.js";
 import type { Identity, PublicKey, Signed } from "./keys.js";
 import {
-  MANIFEST_KIND,
   MAX_SEALED_BYTES,
-  isFileEntry,
+  isDigestedFile,
   isKeyEntry,
   openManifest,
+  verifyManifest,
 } from "./manifest.js";
-import type { ManifestDoc, ManifestFile } from "./manifest.js";
+import type { DigestedFile, ManifestDoc } from "./manifest.js";
 
 export const WRAPPED_PREFIX = "p1.";
 export const REQUEST_KIND = "pli/request/v1";
@@ -213,9 +213,9 @@ export function linkRecipientEntry(recipient: string): PublicKey {
  * Steps 8–12 of a link's getter on the link's manifest: at most 4 MiB and decrypts with the
  * link's identity (IntegrityError: the secret does not open it); the manifest's shape
  * (SignatureError); `doc.transfer` is the link's id (IntegrityError); the signature verifies
- * under `doc.sender.ed25519`, the manifest's own claim (SignatureError); the link's recipient
- * is among `doc.recipients` (IntegrityError). Steps 13–14 are `checkFileList` and
- * `checkNotExpired(doc.expires, now, LINK_GONE)`.
+ * under `doc.sender.ed25519`, the manifest's own claim, with `doc.kind` (v2 or v1) as its
+ * context (SignatureError); the link's recipient is among `doc.recipients` (IntegrityError).
+ * Steps 13–14 are `checkFileList` and `checkNotExpired(doc.expires, now, LINK_GONE)`.
  */
 export async function openLinkManifest(
   sealed: Uint8Array,
@@ -235,7 +235,7 @@ export async function openLinkManifest(
   if (doc.transfer !== linkId) {
     throw new IntegrityError("the manifest belongs to another link (replayed by the server?)");
   }
-  await verifyDoc(MANIFEST_KIND, envelope, doc.sender.ed25519);
+  await verifyManifest(envelope, doc.sender);
   const recipient = await recipientOf(identity);
   if (!doc.recipients.some((r) => r.age === recipient)) {
     throw new IntegrityError("the manifest does not name this link as a recipient");
@@ -339,14 +339,14 @@ export interface RequestDoc {
   recipient: string;
   created: string;
 }
-/** A request's answer: not signed, authenticated by the MAC key. */
+/** A request's answer: not signed, authenticated by the MAC key; its files have their `sha256`. */
 export interface AnswerDoc {
   kind: "pli/answer/v1";
   request: string;
   transfer: string;
   name: string;
   message: string;
-  files: ManifestFile[];
+  files: DigestedFile[];
   created: string;
 }
 /** What a sender fills in for an answer. */
@@ -505,7 +505,7 @@ export function checkAnswerDoc(doc: unknown): AnswerDoc {
     doc.kind === ANSWER_KIND &&
     strings.every((k) => typeof doc[k] === "string") &&
     Array.isArray(doc.files) &&
-    doc.files.every(isFileEntry);
+    doc.files.every(isDigestedFile);
   if (!ok) throw new IntegrityError("malformed answer");
   return doc as unknown as AnswerDoc;
 }

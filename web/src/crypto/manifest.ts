@@ -2,7 +2,7 @@
  * Transfer manifests (docs/spec/manifest.md): what a transfer holds, signed by the sending
  * device, then age-encrypted to every device that may read it.
  *
- *     sealManifest(doc, identity)        sign (pli/manifest/v1), then encrypt to readers(doc)
+ *     sealManifest(doc, identity)        sign (pli/manifest/v2), then encrypt to readers(doc)
  *     openManifest(sealed, ageIdentity)  receiver checks 3–4: size, decryption, JSON, shape
  *     verifyManifest(envelope, signer)   check 8, under the key the caller chose (check 7)
  *     checkTransfer, checkSender, checkAddressedTo, checkFileList, checkNotExpired
@@ -11,7 +11,8 @@
  *
  * The signature comes before the encryption so that who signed stays hidden from the server;
  * the ciphertext hashes bind every stored file to it, and the transfer id binds the manifest
- * to one transfer.
+ * to one transfer. Manifests are written as pli/manifest/v2; pli/manifest/v1, whose files also
+ * carry their plaintext's SHA-256, is still read, each verified under its own kind.
  */
 
 import { canonical, hasMembers, isPlainObject, parseJson } from "./canonical.js";
@@ -19,7 +20,11 @@ import { DecryptError, GoneError, IntegrityError, SignatureError, UsageError } f
 import { ageDecrypt, ageEncrypt, publicKey, sameKeys, signDoc, verifyDoc } from "./keys.js";
 import type { Identity, PublicKey, Signed } from "./keys.js";
 
-export const MANIFEST_KIND = "pli/manifest/v1";
+/** The version clients write. */
+export const MANIFEST_KIND = "pli/manifest/v2";
+/** The version before it, still read: its files also carry their plaintext's SHA-256. */
+export const MANIFEST_V1_KIND = "pli/manifest/v1";
+export type ManifestKind = typeof MANIFEST_KIND | typeof MANIFEST_V1_KIND;
 /** Largest encrypted manifest (or answer, request document, request key) read or written. */
 export const MAX_SEALED_BYTES = 4 << 20;
 
@@ -28,13 +33,16 @@ export interface ManifestFile {
   id: string;
   name: string;
   size: number;
-  sha256: string;
+  /** The plaintext's SHA-256: only in pli/manifest/v1 (and in request answers). */
+  sha256?: string;
   ciphertext_size: number;
   ciphertext_sha256: string;
 }
+/** A file entry with its plaintext's SHA-256, as v1 manifests and request answers have. */
+export type DigestedFile = ManifestFile & { sha256: string };
 /** A manifest's signed document: exactly these members. */
 export interface ManifestDoc {
-  kind: "pli/manifest/v1";
+  kind: ManifestKind;
   transfer: string;
   sender: PublicKey;
   recipients: PublicKey[];
@@ -45,7 +53,8 @@ export interface ManifestDoc {
 }
 
 const KEY_FIELDS = ["email", "device", "age", "ed25519"];
-const FILE_FIELDS = ["id", "name", "size", "sha256", "ciphertext_size", "ciphertext_sha256"];
+const FILE_FIELDS = ["id", "name", "size", "ciphertext_size", "ciphertext_sha256"];
+const DIGESTED_FIELDS = [...FILE_FIELDS, "sha256"];
 const FIELDS = [
   "kind",
   "transfer",
@@ -72,34 +81,52 @@ function isCount(value: unknown): boolean {
   return typeof value === "number" && Number.isInteger(value) && value >= 0;
 }
 
-/** A file entry: exactly its six members, sizes integers ≥ 0, digests 64 lowercase hex. */
-export function isFileEntry(value: unknown): value is ManifestFile {
-  if (!isPlainObject(value) || !hasMembers(value, FILE_FIELDS)) return false;
+/** 64 lowercase hex digits. */
+function isDigest(value: unknown): boolean {
+  return typeof value === "string" && HEX64.test(value);
+}
+
+/**
+ * A file entry of a `kind` manifest: exactly its five members, with `sha256` a sixth in v1;
+ * sizes integers ≥ 0, digests 64 lowercase hex.
+ */
+export function isFileEntry(value: unknown, kind: ManifestKind): value is ManifestFile {
+  const v1 = kind === MANIFEST_V1_KIND;
+  if (!isPlainObject(value) || !hasMembers(value, v1 ? DIGESTED_FIELDS : FILE_FIELDS)) return false;
   const { id, name, size, sha256, ciphertext_size: cSize, ciphertext_sha256: cSha } = value;
   return (
     typeof id === "string" &&
     typeof name === "string" &&
     isCount(size) &&
     isCount(cSize) &&
-    typeof sha256 === "string" &&
-    HEX64.test(sha256) &&
-    typeof cSha === "string" &&
-    HEX64.test(cSha)
+    (!v1 || isDigest(sha256)) &&
+    isDigest(cSha)
   );
+}
+
+/** A file entry with its plaintext's SHA-256: a v1 manifest's, or a request answer's. */
+export function isDigestedFile(value: unknown): value is DigestedFile {
+  return isFileEntry(value, MANIFEST_V1_KIND);
+}
+
+/** `value` if it is a manifest kind that is read (v2, or v1), else null. */
+function manifestKind(value: unknown): ManifestKind | null {
+  return value === MANIFEST_KIND || value === MANIFEST_V1_KIND ? value : null;
 }
 
 /** `doc` as a manifest document if it has exactly the shape of the spec; else SignatureError. */
 export function checkManifestDoc(doc: unknown): ManifestDoc {
+  const kind = isPlainObject(doc) ? manifestKind(doc.kind) : null;
   const ok =
     isPlainObject(doc) &&
     hasMembers(doc, FIELDS) &&
-    doc.kind === MANIFEST_KIND &&
+    kind !== null &&
     ["transfer", "created", "expires", "message"].every((k) => typeof doc[k] === "string") &&
     isKeyEntry(doc.sender) &&
     Array.isArray(doc.recipients) &&
     doc.recipients.every(isKeyEntry) &&
     Array.isArray(doc.files) &&
-    doc.files.every(isFileEntry);
+    doc.files.every((file) => isFileEntry(file, kind));
   if (!ok) throw new SignatureError("malformed manifest");
   return doc as unknown as ManifestDoc;
 }
@@ -109,13 +136,13 @@ export function keyEntry(key: PublicKey): PublicKey {
   return publicKey(key);
 }
 
-/** A copy of a file entry with exactly its six members. */
+/** A copy of a file entry with exactly the five members of v2: a v1 entry loses its `sha256`. */
 function fileEntry(file: ManifestFile): ManifestFile {
-  const { id, name, size, sha256, ciphertext_size, ciphertext_sha256 } = file;
-  return { id, name, size, sha256, ciphertext_size, ciphertext_sha256 };
+  const { id, name, size, ciphertext_size, ciphertext_sha256 } = file;
+  return { id, name, size, ciphertext_size, ciphertext_sha256 };
 }
 
-/** A copy of `doc` holding exactly the spec's members, so nothing else is signed. */
+/** A v2 copy of `doc` holding exactly the spec's members, so nothing else is signed. */
 function plainDoc(doc: ManifestDoc): Record<string, unknown> {
   return {
     kind: MANIFEST_KIND,
@@ -135,9 +162,10 @@ export function readers(doc: ManifestDoc): string[] {
 }
 
 /**
- * The encrypted manifest: `doc` signed by `identity` (which must be `doc.sender`) with context
- * pli/manifest/v1, then `canonical({"doc", "sig"})` age-encrypted to `readers(doc)`. A
- * malformed document is a SignatureError; one over 4 MiB once encrypted, a UsageError.
+ * The encrypted manifest: `doc` as pli/manifest/v2 (whatever its kind: a v1 document's files
+ * lose their `sha256`), signed by `identity` (which must be `doc.sender`) with that context,
+ * then `canonical({"doc", "sig"})` age-encrypted to `readers(doc)`. A malformed document is a
+ * SignatureError; one over 4 MiB once encrypted, a UsageError.
  */
 export async function sealManifest(doc: ManifestDoc, identity: Identity): Promise<Uint8Array> {
   const plain = checkManifestDoc(plainDoc(doc));
@@ -175,9 +203,14 @@ export async function openManifest(
   return { doc, envelope: { doc: envelope.doc as Record<string, unknown>, sig: envelope.sig } };
 }
 
-/** Check 8: the signature verifies under `signer.ed25519` with context pli/manifest/v1. */
+/**
+ * Check 8: the signature verifies under `signer.ed25519` with the document's own kind as its
+ * context, v2 or v1; any other kind is a SignatureError.
+ */
 export async function verifyManifest(envelope: Signed, signer: PublicKey): Promise<void> {
-  await verifyDoc(MANIFEST_KIND, envelope, signer.ed25519);
+  const kind = manifestKind(envelope.doc.kind);
+  if (kind === null) throw new SignatureError("malformed manifest");
+  await verifyDoc(kind, envelope, signer.ed25519);
 }
 
 /** Check 5: the manifest was signed for this transfer, not replayed from another. */

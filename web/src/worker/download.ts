@@ -1,7 +1,8 @@
 /**
  * Download one file of a transfer, decrypt it as a stream and check it against the signed
  * manifest (checks 12-15 of docs/spec/manifest.md). The plaintext goes to the job's sink
- * (./sinks.ts), which keeps it only after every check passed (check 16).
+ * (./sinks.ts), which keeps it only after every check passed (check 16). The plaintext is
+ * hashed only for an entry that has its `sha256` (a v1 manifest's, or a request answer's).
  */
 
 import { sha256 } from "@noble/hashes/sha2.js";
@@ -12,6 +13,8 @@ import { DecryptError, IntegrityError } from "../crypto/errors.js";
 import { Cancelled, HttpError, failure, type Progress } from "./net.js";
 import type { GetFile } from "./protocol.js";
 import { open, type Writer } from "./sinks.js";
+
+type Sha256 = ReturnType<typeof sha256.create>;
 
 export async function getFile(job: GetFile, progress: Progress, signal: AbortSignal): Promise<Blob | null> {
   const writer = await open(job.sink, signal);
@@ -45,18 +48,18 @@ async function decrypt(job: GetFile, body: ReadableStream<Uint8Array>, writer: W
   const decrypter = new Decrypter();
   decrypter.addIdentity(job.ageIdentity);
   const plain = await decrypter.decrypt(body.pipeThrough(tap));
-  const { size, digest } = await drain(plain, writer, expected.size, signal);
+  const hash = expected.sha256 === undefined ? null : sha256.create();
+  const size = await drain(plain, writer, expected.size, hash, signal);
   if (received !== expected.ciphertext_size || hex(cipher.digest()) !== expected.ciphertext_sha256) {
     throw new IntegrityError("the file the server sent is not the one the sender signed");
   }
-  if (size !== expected.size || digest !== expected.sha256) {
+  if (size !== expected.size || (hash !== null && hex(hash.digest()) !== expected.sha256)) {
     throw new IntegrityError("the decrypted file is not the one the sender signed");
   }
 }
 
-/** Every plaintext chunk hashed and written; never more than the signed size. */
-async function drain(plain: ReadableStream<Uint8Array>, writer: Writer, limit: number, signal: AbortSignal): Promise<{ size: number; digest: string }> {
-  const hash = sha256.create();
+/** Every plaintext chunk written, and hashed into `hash` if any; never more than the signed size. */
+async function drain(plain: ReadableStream<Uint8Array>, writer: Writer, limit: number, hash: Sha256 | null, signal: AbortSignal): Promise<number> {
   let size = 0;
   const reader = plain.getReader();
   try {
@@ -66,13 +69,13 @@ async function drain(plain: ReadableStream<Uint8Array>, writer: Writer, limit: n
       if (done) break;
       size += value.length;
       if (size > limit) throw new IntegrityError("the decrypted file is larger than the sender signed");
-      hash.update(value);
+      hash?.update(value);
       await writer.write(value);
     }
   } finally {
     reader.releaseLock();
   }
-  return { size, digest: hex(hash.digest()) };
+  return size;
 }
 
 /** age's own errors (bad MAC, truncation, no matching key) as one DecryptError. */

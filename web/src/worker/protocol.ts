@@ -19,6 +19,11 @@ export interface SendFile {
    * worker/upload.ts). Absent for links' and requests' uploads.
    */
   keep?: string;
+  /**
+   * Also hash the whole plaintext, for the `sha256` of the entry: only a request's answer has
+   * it (pli/answer/v1); a manifest's entry has none (pli/manifest/v2), so a send skips the pass.
+   */
+  digestPlaintext?: boolean;
 }
 
 /**
@@ -39,9 +44,10 @@ export interface GetFile {
 
 export type Job = SendFile | GetFile;
 
+/** An uploaded file's entry; `sha256`, of its plaintext, only when the job asked for it. */
 export interface Sent {
   size: number;
-  sha256: string;
+  sha256?: string;
   ciphertext_size: number;
   ciphertext_sha256: string;
 }

@@ -18,12 +18,15 @@
  *   start under the same key: every recorded part must give the recorded digests, plaintext and
  *   ciphertext, before anything past the server's offset is sent. Same key, nonce, chunk index
  *   and plaintext give the same ciphertext, so the bytes the server holds are the ones sealed
- *   again, and the digests of the whole file (for the manifest) are computed afresh;
+ *   again, and the whole ciphertext's digest (for the manifest) is computed afresh;
  * - if anything differs, the key is never used again: the old upload is dropped and the file
  *   is sent anew under a fresh key, as a new upload for the same slot.
  *
  * Every part that may have left the browser has its digests recorded first, so no chunk index
  * is ever sealed under one key with two different plaintexts.
+ *
+ * The SHA-256 of the whole ciphertext is always computed; that of the whole plaintext only for
+ * a job that asks for it (`digestPlaintext`: a request's answer), since a v2 manifest has none.
  */
 
 import { sha256 } from "@noble/hashes/sha2.js";
@@ -198,7 +201,7 @@ async function digest(bytes: Uint8Array<ArrayBuffer>): Promise<Uint8Array> {
 async function transmit(upload: Upload, job: SendFile, kept: Kept | null, progress: Progress, signal: AbortSignal): Promise<Sent> {
   const { file } = job;
   const sealer = new StreamSealer(upload.fileKey, upload.nonce);
-  const plainHash = sha256.create();
+  const plainHash = job.digestPlaintext ? sha256.create() : null;
   const cipherHash = sha256.create();
   const parts = partCount(file.size);
   let plainSize = 0;
@@ -207,7 +210,7 @@ async function transmit(upload: Upload, job: SendFile, kept: Kept | null, progre
     const span = partSpan(k, upload.prefix.length, file.size);
     const plain = new Uint8Array(await file.slice(span.plainStart, span.plainEnd).arrayBuffer());
     if (plain.length !== span.plainEnd - span.plainStart) throw new Error("the file changed while it was being sent: send it again");
-    plainHash.update(plain);
+    plainHash?.update(plain);
     plainSize += plain.length;
     const sealed = sealPart(sealer, plain, k === parts - 1, k === 0 ? upload.prefix : null);
     cipherHash.update(sealed);
@@ -232,7 +235,8 @@ async function transmit(upload: Upload, job: SendFile, kept: Kept | null, progre
   if (upload.offset !== upload.length || plainSize !== file.size) {
     throw new Error("the file changed while it was being sent: send it again");
   }
-  return { size: plainSize, sha256: hex(plainHash.digest()), ciphertext_size: upload.length, ciphertext_sha256: hex(cipherHash.digest()) };
+  const plainDigest = plainHash ? { sha256: hex(plainHash.digest()) } : {};
+  return { size: plainSize, ...plainDigest, ciphertext_size: upload.length, ciphertext_sha256: hex(cipherHash.digest()) };
 }
 
 /** Every byte is on the server: the record keeps the manifest entry, and no key. */
