@@ -208,21 +208,24 @@ class _Receiver:
         return self.state
 
     async def _receive(self, request: Request, size: int) -> None:
-        received, batch = 0, bytearray()
+        # The body's pieces are kept as they come and joined once per batch: one copy, where
+        # growing a buffer piece by piece would copy it again at each reallocation.
+        received, pending, held = 0, list[bytes](), 0
         async for chunk in request.stream():
             received += len(chunk)
             if received > size:
                 raise UsageError("the request is longer than its Content-Length")
-            batch += chunk
-            if len(batch) >= BATCH:
-                await self._write(batch)
-                batch = bytearray()
-        if batch:
-            await self._write(batch)
+            pending.append(chunk)
+            held += len(chunk)
+            if held >= BATCH:
+                await self._write(b"".join(pending))
+                pending, held = [], 0
+        if pending:
+            await self._write(b"".join(pending))
         if received != size:
             raise UsageError("the request ended before its Content-Length")
 
-    async def _write(self, batch: bytearray) -> None:
+    async def _write(self, batch: bytes) -> None:
         if self.writer is None:
             number = len(self.state.parts) + 1
             self.writer = await run_in_threadpool(
