@@ -52,6 +52,7 @@ from pli.errors import (
     TransportError,
     UsageError,
 )
+from pli.writeback import Writeback
 
 BUFFER_SIZE = 1 << 20
 BUFFERS = 4  # in flight between the two threads: 4 MiB, whatever the file size
@@ -76,6 +77,7 @@ class Partial:
 
     def __init__(self, path: Path, fd: int) -> None:
         self.path, self.fd = path, fd
+        self._writeback = Writeback(fd)  # the final fsync stays short
 
     @classmethod
     def open(cls, directory: Path, name: str) -> Partial:
@@ -105,13 +107,16 @@ class Partial:
         """Keep the first `size` bytes; the next write goes after them."""
         os.ftruncate(self.fd, size)
         os.lseek(self.fd, size, os.SEEK_SET)
+        self._writeback = Writeback(self.fd, size)
 
     def readinto(self, buffer: memoryview, /) -> int:
         return os.readv(self.fd, [buffer])
 
     def write(self, data: memoryview) -> None:
+        size = len(data)
         while data:
             data = data[os.write(self.fd, data) :]
+        self._writeback.wrote(size)
 
     def close(self) -> None:
         if self.fd >= 0:

@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import BinaryIO, NamedTuple, Protocol
 
 from pli.errors import ConflictError, NotFoundError
+from pli.writeback import Writeback
 
 READ_CHUNK = 1 << 20
 _KEY = re.compile(r"[0-9a-f]{32}")
@@ -239,6 +240,7 @@ class LocalPartWriter:
         handle.truncate(offset)
         handle.seek(offset)
         self._hash = hashlib.sha256() if checksum else None
+        self._writeback = Writeback(handle.fileno(), offset)  # the commit's fsync stays short
         self.size = 0
 
     def write(self, data: bytes | bytearray | memoryview) -> None:
@@ -250,6 +252,7 @@ class LocalPartWriter:
         if self._hash is not None:
             self._hash.update(data)
         self.size += len(data)
+        self._writeback.wrote(len(data))
 
     def commit(self) -> PartReceipt:
         os.fsync(self._file.fileno())
