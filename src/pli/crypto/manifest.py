@@ -54,6 +54,19 @@ class Manifest:
     expires: str
     message: str
 
+    @staticmethod
+    def of(doc: dict[str, Any]) -> Manifest:
+        """The manifest a document of the checked shape describes."""
+        return Manifest(
+            transfer=doc["transfer"],
+            sender=doc["sender"],
+            recipients=doc["recipients"],
+            files=[FileEntry(**f) for f in doc["files"]],
+            created=doc["created"],
+            expires=doc["expires"],
+            message=doc["message"],
+        )
+
 
 def key_entry(bundle: PublicBundle) -> dict[str, str]:
     return {
@@ -95,17 +108,7 @@ def open_sealed(sealed: bytes, identity: age.Identity) -> tuple[Manifest, dict[s
     if not isinstance(doc, dict):
         raise SignatureError("malformed manifest")
     _validate(doc)
-    files = [FileEntry(**f) for f in doc["files"]]
-    manifest = Manifest(
-        transfer=doc["transfer"],
-        sender=doc["sender"],
-        recipients=doc["recipients"],
-        files=files,
-        created=doc["created"],
-        expires=doc["expires"],
-        message=doc["message"],
-    )
-    return manifest, signed
+    return Manifest.of(doc), signed
 
 
 def verify_signature(signed: dict[str, Any], sender: PublicBundle) -> None:

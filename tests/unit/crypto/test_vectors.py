@@ -315,16 +315,7 @@ def test_manifest_canonical_form_and_signature_are_byte_exact(name: str, kind: s
 
 
 def test_manifest_sealed_by_pli_carries_the_same_signed_document() -> None:
-    doc = MANIFEST["manifest"]["signed"]["doc"]
-    manifest = mf.Manifest(
-        transfer=doc["transfer"],
-        sender=doc["sender"],
-        recipients=doc["recipients"],
-        files=[mf.FileEntry(**f) for f in doc["files"]],
-        created=doc["created"],
-        expires=doc["expires"],
-        message=doc["message"],
-    )
+    manifest = mf.Manifest.of(MANIFEST["manifest"]["signed"]["doc"])
     readers = [RECIPIENT.age_identity.recipient, SENDER.age_identity.recipient]
     sealed = mf.seal(SENDER, manifest, readers)
     plain = age.decrypt(sealed, [RECIPIENT.age_identity])
@@ -336,18 +327,8 @@ def test_manifest_sealed_by_pli_carries_the_same_signed_document() -> None:
 
 def test_a_v1_transfer_sealed_again_is_written_as_v2() -> None:
     """Re-sharing a v1 transfer: its entries' plaintext digests are dropped, the rest kept."""
-    v1 = MANIFEST["manifest_v1"]["signed"]["doc"]
-    entries = [mf.FileEntry(**f) for f in v1["files"]]
-    assert all(e.sha256 for e in entries)
-    manifest = mf.Manifest(
-        transfer=v1["transfer"],
-        sender=v1["sender"],
-        recipients=v1["recipients"],
-        files=entries,
-        created=v1["created"],
-        expires=v1["expires"],
-        message=v1["message"],
-    )
+    manifest = mf.Manifest.of(MANIFEST["manifest_v1"]["signed"]["doc"])
+    assert all(e.sha256 for e in manifest.files)
     sealed = mf.seal(SENDER, manifest, [RECIPIENT.age_identity.recipient])
     _, signed = mf.open_sealed(sealed, RECIPIENT.age_identity)
     assert signed == MANIFEST["manifest"]["signed"]
