@@ -120,6 +120,8 @@ def test_a_passkey_is_removed_with_a_passkey(
 
     # with no second factor left, the password alone signs in again
     page.get_by_role("button", name="Se déconnecter").click()
+    # Signed out once the app shows its sign-in page: leaving before could keep the session.
+    expect(page.get_by_label("Adresse électronique")).to_be_visible(timeout=30_000)
     page.goto(f"{base}/app/signin")
     page.get_by_label("Adresse électronique").fill(bea.email)
     page.get_by_label("Mot de passe").fill(PASSWORD)
