@@ -12,7 +12,7 @@ from starlette.concurrency import run_in_threadpool
 
 from pli import __version__
 from pli.audit import checkpointer
-from pli.server import deps, metrics, notify, problems, purge, webapp
+from pli.server import deps, memory, metrics, notify, problems, purge, webapp
 from pli.server.admin.routes import router as admin_router
 from pli.server.auth import tokens
 from pli.server.auth.routes import router as auth_router
@@ -42,12 +42,16 @@ def create_app(settings: Settings) -> FastAPI:
     with db.session() as session:
         keys_service.log_existing_devices(session, now=settings.clock())
 
+    quiet = memory.Quiet()
+
     @contextlib.asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         task = asyncio.create_task(_purge_loop(db, blobs, settings))
         mailer = asyncio.create_task(notify.notify_loop(db, settings)) if settings.smtp else None
+        releaser = asyncio.create_task(quiet.run())
         async with checkpointer.running(db, audit_key, settings):
             yield
+        releaser.cancel()
         task.cancel()
         if mailer is not None:
             mailer.cancel()
@@ -68,6 +72,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.state.server_key = audit_key
     app.state.metrics = metrics.Metrics(db, settings.clock)
     app.add_middleware(metrics.Observe, metrics=app.state.metrics)
+    app.add_middleware(memory.CountRequests, quiet=quiet)
     app.state.token_key = tokens.load_key(settings.data_dir, settings.token_key_hex)
     counters = RedisCounters(settings.redis_url) if settings.redis_url else MemoryCounters()
     app.state.login_guard = LoginGuard(counters, settings.login_policy)

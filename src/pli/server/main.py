@@ -75,6 +75,7 @@ def serve(
         # the client address from headers on its own.
         proxy_headers=False,
         timeout_keep_alive=30,
+        ws="none",  # pli serves no WebSocket: none is accepted, and no library for it loaded
     )
 
 
