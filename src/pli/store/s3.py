@@ -484,12 +484,13 @@ class S3PartWriter:
         self._md5 = hashlib.md5(usedforsecurity=False)  # Content-MD5: S3's transfer check
         self.size = 0
 
-    def write(self, data: bytes | bytearray | memoryview) -> None:
-        self._spool.write(data)
-        if self._sha256 is not None:
-            self._sha256.update(data)
-        self._md5.update(data)
-        self.size += len(data)
+    def write(self, *pieces: bytes | bytearray | memoryview) -> None:
+        for data in pieces:
+            self._spool.write(data)
+            if self._sha256 is not None:
+                self._sha256.update(data)
+            self._md5.update(data)
+            self.size += len(data)
 
     def commit(self) -> PartReceipt:
         md5 = base64.b64encode(self._md5.digest()).decode("ascii")

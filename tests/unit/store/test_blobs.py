@@ -6,6 +6,7 @@ what only the local store does."""
 from __future__ import annotations
 
 import hashlib
+import itertools
 import os
 import re
 from pathlib import Path
@@ -27,6 +28,25 @@ def write_part(store: BlobStore, token: str, number: int, offset: int, data: byt
         writer.write(view[start : start + WRITE])
     assert writer.size == len(data)
     return writer.commit()
+
+
+def test_a_batch_of_pieces_is_written_in_order(subject: Subject) -> None:
+    """The server hands each batch over as the pieces that came off the socket, of any sizes
+    (empty ones too), more of them than one system call takes."""
+    data = os.urandom(PART + 4321)
+    cuts = sorted({0, len(data), *(int.from_bytes(os.urandom(3)) % len(data) for _ in range(2600))})
+    pieces = [data[a:b] for a, b in itertools.pairwise(cuts)]
+    store = subject.store
+    token = store.begin()
+    writer = store.part(token, 1, 0)
+    half = len(pieces) // 2
+    writer.write(*pieces[:half], b"", memoryview(bytearray(b"")))
+    writer.write(*[memoryview(bytearray(piece)) for piece in pieces[half:]])
+    assert writer.size == len(data)
+    receipt = writer.commit()
+    assert receipt.sha256 == hashlib.sha256(data).hexdigest()
+    key = store.complete(token, [receipt])
+    assert content(store, key) == data
 
 
 def upload(store: BlobStore, pieces: list[bytes]) -> tuple[str, list[PartReceipt]]:

@@ -208,8 +208,8 @@ class _Receiver:
         return self.state
 
     async def _receive(self, request: Request, size: int) -> None:
-        # The body's pieces are kept as they come and joined once per batch: one copy, where
-        # growing a buffer piece by piece would copy it again at each reallocation.
+        # The body's pieces are kept as they come and written together once per batch, with
+        # one system call and no copy to join them.
         received, pending, held = 0, list[bytes](), 0
         async for chunk in request.stream():
             received += len(chunk)
@@ -218,14 +218,14 @@ class _Receiver:
             pending.append(chunk)
             held += len(chunk)
             if held >= BATCH:
-                await self._write(b"".join(pending))
+                await self._write(pending)
                 pending, held = [], 0
         if pending:
-            await self._write(b"".join(pending))
+            await self._write(pending)
         if received != size:
             raise UsageError("the request ended before its Content-Length")
 
-    async def _write(self, batch: bytes) -> None:
+    async def _write(self, batch: list[bytes]) -> None:
         if self.writer is None:
             number = len(self.state.parts) + 1
             self.writer = await run_in_threadpool(
@@ -237,7 +237,7 @@ class _Receiver:
                     checksum=self.expected is not None,
                 )
             )
-        await run_in_threadpool(self.writer.write, batch)
+        await run_in_threadpool(self.writer.write, *batch)
         if self.writer.size >= self.target:
             await self._commit(final=False)
         elif time.monotonic() - self.renewed > _RENEW_EVERY:
