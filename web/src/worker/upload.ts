@@ -197,6 +197,10 @@ async function digest(bytes: Uint8Array<ArrayBuffer>): Promise<Uint8Array> {
  * Read, seal and send the file part after part from its start: parts the server holds already
  * are sealed again only to be checked and hashed. Throws SourceChanged when a recorded part's
  * digests differ, before any byte of it or after it is sent.
+ *
+ * A part is read, sealed and hashed while the one before it is still on its way: the two
+ * halves overlap, and a send costs about the slower of them rather than their sum. Parts still
+ * go out one at a time, in order, each recorded before it is handed to the network.
  */
 async function transmit(upload: Upload, job: SendFile, kept: Kept | null, progress: Progress, signal: AbortSignal): Promise<Sent> {
   const { file } = job;
@@ -205,32 +209,42 @@ async function transmit(upload: Upload, job: SendFile, kept: Kept | null, progre
   const cipherHash = sha256.create();
   const parts = partCount(file.size);
   let plainSize = 0;
-  for (let k = 0; k < parts; k += 1) {
-    if (signal.aborted) throw new Cancelled();
-    const span = partSpan(k, upload.prefix.length, file.size);
-    const plain = new Uint8Array(await file.slice(span.plainStart, span.plainEnd).arrayBuffer());
-    if (plain.length !== span.plainEnd - span.plainStart) throw new Error("the file changed while it was being sent: send it again");
-    plainHash?.update(plain);
-    plainSize += plain.length;
-    const sealed = sealPart(sealer, plain, k === parts - 1, k === 0 ? upload.prefix : null);
-    cipherHash.update(sealed);
-    if (sealed.length !== span.cipherEnd - span.cipherStart) throw new Error("a part was sealed to the wrong length");
-    const known = upload.recorded[k];
-    // The digests a record keeps, or checks: only for an upload that is kept resumable.
-    const digests = kept || known ? { plain: hex(await digest(plain)), cipher: hex(await digest(sealed)) } : null;
-    if (known && (!digests || known.plain !== digests.plain || known.cipher !== digests.cipher)) throw new SourceChanged();
-    if (span.cipherEnd <= upload.offset) {
-      progress({ done: span.cipherEnd, total: upload.length });
-      continue;
+  let sending: Promise<void> = Promise.resolve();
+  try {
+    for (let k = 0; k < parts; k += 1) {
+      if (signal.aborted) throw new Cancelled();
+      const span = partSpan(k, upload.prefix.length, file.size);
+      const plain = new Uint8Array(await file.slice(span.plainStart, span.plainEnd).arrayBuffer());
+      if (plain.length !== span.plainEnd - span.plainStart) throw new Error("the file changed while it was being sent: send it again");
+      plainHash?.update(plain);
+      plainSize += plain.length;
+      const sealed = sealPart(sealer, plain, k === parts - 1, k === 0 ? upload.prefix : null);
+      cipherHash.update(sealed);
+      if (sealed.length !== span.cipherEnd - span.cipherStart) throw new Error("a part was sealed to the wrong length");
+      const known = upload.recorded[k];
+      // The digests a record keeps, or checks: only for an upload that is kept resumable.
+      const digests = kept || known ? { plain: hex(await digest(plain)), cipher: hex(await digest(sealed)) } : null;
+      if (known && (!digests || known.plain !== digests.plain || known.cipher !== digests.cipher)) throw new SourceChanged();
+      if (span.cipherEnd <= upload.offset) {
+        progress({ done: span.cipherEnd, total: upload.length });
+        continue;
+      }
+      if (!known && kept && digests) {
+        upload.recorded.push(digests);
+        await kept.parts(upload.recorded);
+      }
+      await sending; // the part before this one is on the server
+      const from = Math.max(upload.offset, span.cipherStart);
+      sending = patch(upload.location, from, sealed.subarray(from - span.cipherStart), job.token, progress, signal).then(() => {
+        upload.offset = span.cipherEnd;
+        progress({ done: upload.offset, total: upload.length });
+      });
+      sending.catch(() => undefined); // its failure is raised where it is awaited, not reported as unhandled
     }
-    if (!known && kept && digests) {
-      upload.recorded.push(digests);
-      await kept.parts(upload.recorded);
-    }
-    const from = Math.max(upload.offset, span.cipherStart);
-    await patch(upload.location, from, sealed.subarray(from - span.cipherStart), job.token, progress, signal);
-    upload.offset = span.cipherEnd;
-    progress({ done: upload.offset, total: upload.length });
+    await sending;
+  } catch (error) {
+    await sending.catch(() => undefined); // no request left running, nor its failure unheard
+    throw error;
   }
   if (upload.offset !== upload.length || plainSize !== file.size) {
     throw new Error("the file changed while it was being sent: send it again");
@@ -306,7 +320,10 @@ async function patch(
       "upload-offset": String(at),
       "upload-checksum": `sha256 ${base64Padded(await digest(body))}`,
     };
-    const sent = await fetchRetrying(location, { method: "PATCH", headers, body, signal }, progress);
+    // As a Blob: Chromium sends an ArrayBuffer body at about 20 MB/s here, a Blob's at 100 MB/s
+    // and more (8 MiB in 70 ms against 400 to 900 ms), and reads of the file meanwhile slow down
+    // less.
+    const sent = await fetchRetrying(location, { method: "PATCH", headers, body: new Blob([body]), signal }, progress);
     if (sent.status === 204) return;
     if (sent.status !== 409 && sent.status !== 423) throw await failure(sent);
     at = await where(location, auth, offset, part.length, progress, signal);
