@@ -185,7 +185,8 @@ NOTES = """How each figure is taken:
 
 - Everything runs on loopback on this one machine: `pli serve` (SQLite, local blob store) and
   nginx (started by the benchmark with its own configuration: WebDAV PUT, static GET, sendfile)
-  compete with their clients for the same cores.
+  compete with their clients for the same cores. Before each part, what the previous one wrote
+  is synced to disk and the machine rests for two seconds.
 - send + get: the real `pli send` and `pli get` commands, process start-up and key unlock
   included (keys at the test work factor, 2^10; the unlock at the default one is a row of its
   own). The reference: `age -r KEY file | curl -T - URL` into nginx, then
@@ -229,6 +230,7 @@ def run_all(
         for name, part in PARTS:
             if parts is not None and name not in parts:
                 continue
+            _settle()
             log(f"{name}…")
             part_start = time.monotonic()
             try:
@@ -241,6 +243,16 @@ def run_all(
             log(f"{name}: {time.monotonic() - part_start:.0f} s")
     minutes = (time.monotonic() - begin) / 60
     return Results(plan, this_machine(), rows, started, minutes, failed, load)
+
+
+SETTLE_S = 2.0
+
+
+def _settle() -> None:
+    """Each part starts on a quiet machine: what the part before wrote (the browser's 1 GiB
+    download, say) is on disk, not being written back under the next part's timings."""
+    os.sync()
+    time.sleep(SETTLE_S)
 
 
 def log_to_stderr(text: str) -> None:
