@@ -28,7 +28,10 @@ from typing import BinaryIO, NamedTuple, Protocol
 from pli.errors import ConflictError, NotFoundError
 from pli.writeback import Writeback
 
-READ_CHUNK = 1 << 20
+# A download's chunks: large, for few trips through the event loop (Starlette's 64 KiB costs four
+# times the CPU here), and no larger, since up to two are held per download: 1 MiB chunks put the
+# server's peak during a download 1.6 MiB higher, for no egress that the clients could use.
+READ_CHUNK = 1 << 19
 _IOV_MAX = 1024  # pieces per writev call (Linux's limit)
 _KEY = re.compile(r"[0-9a-f]{32}")
 _SHARD = re.compile(r"[0-9a-f]{2}")
