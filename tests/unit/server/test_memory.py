@@ -52,11 +52,16 @@ print(anon_kib() - before)
 """
 
 
-def _growth_kib(mode: str) -> int:
+def _probe_kib(probe: str, mode: str) -> int:
+    """What a probe prints, run in a fresh interpreter in the given mode."""
     done = subprocess.run(
-        [sys.executable, "-c", _PROBE, mode], capture_output=True, text=True, check=True
+        [sys.executable, "-c", probe, mode], capture_output=True, text=True, check=True
     )
     return int(done.stdout)
+
+
+def _growth_kib(mode: str) -> int:
+    return _probe_kib(_PROBE, mode)
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's allocator")
@@ -93,10 +98,7 @@ print(before - anon_kib())
 
 
 def _freed_kib(mode: str) -> int:
-    done = subprocess.run(
-        [sys.executable, "-c", _FREED_PROBE, mode], capture_output=True, text=True, check=True
-    )
-    return int(done.stdout)
+    return _probe_kib(_FREED_PROBE, mode)
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's allocator")
